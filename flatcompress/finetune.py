@@ -1,0 +1,286 @@
+"""The one fine-tuning loop every chapter uses (paper §3.3 and A.4).
+
+- The optimizer is built by name from `flatcompress.optim` and only ever called as
+  `optimizer.step(closure)`, so SAM plugs in without touching this loop.
+- Learning rate decays linearly from `lr` to zero with no warm-up:
+  $\\eta_t = \\eta_0 (1 - t / T)$ for steps $t = 0 \\dots T$.
+- Gradients are clipped to `grad_clip` inside the closure, i.e. for every gradient the
+  optimizer uses (for SAM: the one taken at the perturbed point too).
+- The model is evaluated after every epoch and the epoch with the best validation metric is
+  kept (A.4: "evaluated after every epoch ... the checkpoint with the best validation metric").
+- Optional fixed masks: pruned weights and their gradients are zeroed at every step.
+- A run writes one result record; a run whose record exists is returned from it. An interrupted
+  run resumes from its last finished epoch and ends exactly where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from flatcompress.config import FinetuneConfig
+from flatcompress.data import encode, load_task, pad_collate
+from flatcompress.device import autocast, pick_device
+from flatcompress.errors import NonFiniteLossError
+from flatcompress.masks import Masks, apply_masks, mask_gradients, masks_fingerprint, masks_sparsity
+from flatcompress.metrics import METRICS
+from flatcompress.models import load_model, load_tokenizer
+from flatcompress.optim import build_optimizer
+from flatcompress.provenance import provenance
+from flatcompress.records import config_key, read_record, record_path, write_record
+from flatcompress.tasks import Task, get_task
+
+__all__ = ["FinetuneResult", "finetune", "evaluate", "predict", "seed_everything"]
+
+
+@dataclass
+class FinetuneResult:
+    """A finished run: its record, where the record is, and the best-epoch model when trained here."""
+
+    record: dict[str, Any]
+    path: Path | None
+    model: torch.nn.Module | None = None
+    cached: bool = False
+
+    @property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        return self.record["metrics"]
+
+    @property
+    def score(self) -> float:
+        """The task's main metric on its main validation split, at the best epoch."""
+        return self.record["score"]
+
+    def load_model(self) -> torch.nn.Module:
+        """The best-epoch model: in memory, or from the checkpoint saved with `save_checkpoint=True`."""
+        if self.model is not None:
+            return self.model
+        checkpoint = self.path.with_suffix(".safetensors") if self.path else None
+        if checkpoint is None or not checkpoint.exists():
+            raise FileNotFoundError(f"no model checkpoint next to {self.path}; re-run finetune(..., overwrite=True, "
+                                    "save_checkpoint=True) to produce one")
+        from safetensors.torch import load_file
+
+        config = self.record["config"]
+        model = load_model(config["model"], get_task(config["task"]), config.get("num_layers"))
+        model.load_state_dict(load_file(str(checkpoint)))
+        self.model = model.eval()
+        return self.model
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, features: list[dict], batch_size: int = 64,
+            device: torch.device | None = None) -> np.ndarray:
+    """Logits for every feature, in order (batches are formed by length for speed)."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    outputs: list[np.ndarray] = [None] * len(features)  # type: ignore[list-item]
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = pad_collate([features[i] for i in idx])
+        batch.pop("labels")
+        with autocast(device):
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+        for i, row in zip(idx, logits.float().cpu().numpy()):
+            outputs[i] = row
+    model.train(was_training)
+    return np.stack(outputs)
+
+
+def evaluate(model: torch.nn.Module, features: list[dict], task: Task | str, batch_size: int = 64,
+             device: torch.device | None = None) -> dict[str, float]:
+    """Every metric of `task` on `features` (argmax for classification, the scalar for regression)."""
+    task = get_task(task) if isinstance(task, str) else task
+    logits = predict(model, features, batch_size, device)
+    labels = [f["labels"] for f in features]
+    preds = logits[:, 0] if task.kind == "regression" else logits.argmax(-1)
+    return {name: METRICS[name](labels, preds) for name in task.metrics}
+
+
+def _linear_decay(total_steps: int) -> Callable[[int], float]:
+    return lambda step: max(0.0, 1.0 - step / total_steps)
+
+
+def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: str | Path | None = "results",
+             overwrite: bool = False, progress: bool = True, save_checkpoint: bool = False,
+             device: str | None = None) -> FinetuneResult:
+    """Fine-tune `config.model` on `config.task` and return the best-epoch result.
+
+    With `results_dir` set, the run writes `<results_dir>/finetune/<task>/<model>-<optimizer>-seed<seed>-<key>.json`
+    and, while running, a `.partial.pt` snapshot after every epoch (removed at the end).
+    With `results_dir=None` nothing is written and nothing is resumed.
+    """
+    fields = config.result_fields()
+    if masks is not None:
+        fields["masks"] = masks_fingerprint(masks)
+    key = config_key(fields)
+    path = None
+    if results_dir is not None:
+        stem = f"{config.model}-{config.optimizer}-seed{config.seed}"
+        path = record_path(results_dir, "finetune", config.task, stem, key)
+        if path.exists() and not overwrite:
+            return FinetuneResult(read_record(path), path, cached=True)
+
+    start_time = time.perf_counter()
+    task = get_task(config.task)
+    dev = pick_device(device)
+    data = load_task(task, config.source, config.data_dir, config.max_train_examples, config.max_eval_examples,
+                     config.data_seed)
+    tokenizer = load_tokenizer(config.model)
+    train_features = encode(data.train, tokenizer, config.max_length)
+    eval_features = {s: encode(v, tokenizer, config.max_length) for s, v in data.eval.items()}
+
+    seed_everything(config.seed)
+    model = load_model(config.model, task, config.num_layers).to(dev)
+    if masks is not None:
+        apply_masks(model, masks)
+    optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                eps=config.adam_eps, **config.optimizer_kwargs)
+    steps_per_epoch = -(-len(train_features) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(total_steps))
+
+    state = {"epoch": 0, "history": [], "best_state": None, "best_score": -np.inf, "best_epoch": None,
+             "elapsed": 0.0}
+    partial = path.with_suffix(".partial.pt") if path else None
+    if partial is not None and partial.exists():
+        saved = torch.load(partial, map_location="cpu", weights_only=False)
+        if saved["key"] == key:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            torch.random.set_rng_state(saved["rng"])
+            if dev.type == "cuda" and saved.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"])
+            state = saved["state"]
+            if progress:
+                tqdm.write(f"resuming {path.name} after epoch {state['epoch']}")
+
+    main_split, main_metric = task.eval_splits[0], task.main_metric
+    step = state["epoch"] * steps_per_epoch
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(train_features))
+        losses = []
+        bar = tqdm(total=steps_per_epoch, desc=f"{task.title} {config.optimizer} epoch {epoch}/{config.epochs}",
+                   disable=not progress, leave=False, dynamic_ncols=True)
+        for start in range(0, len(order), config.batch_size):
+            step += 1
+            batch = pad_collate([train_features[i] for i in order[start:start + config.batch_size]],
+                                tokenizer.pad_token_id)
+            closure = _make_closure(model, optimizer, batch, config, masks, dev, step)
+            loss = optimizer.step(closure)
+            if masks is not None:
+                apply_masks(model, masks)
+            scheduler.step()
+            losses.append(float(loss))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        bar.close()
+        metrics = {s: evaluate(model, f, task, 2 * config.batch_size, dev) for s, f in eval_features.items()}
+        score = metrics[main_split][main_metric]
+        state["history"].append({"epoch": epoch, "train_loss": float(np.mean(losses)), "eval": metrics,
+                                 "lr_end": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - epoch_start})
+        if score > state["best_score"]:
+            state.update(best_score=score, best_epoch=epoch,
+                         best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        state["epoch"] = epoch
+        if progress:
+            tqdm.write(f"{task.title} {config.optimizer} seed {config.seed} epoch {epoch}/{config.epochs}: "
+                       f"train loss {np.mean(losses):.4f}, {main_metric} {score:.4f}")
+        if partial is not None and epoch < config.epochs:
+            _save_partial(partial, key, model, optimizer, scheduler, state, dev,
+                          state["elapsed"] + time.perf_counter() - start_time)
+
+    model.load_state_dict(state["best_state"])
+    model.eval()
+    best = state["history"][state["best_epoch"] - 1]
+    record = {
+        "kind": "finetune",
+        "key": key,
+        "config": config.to_dict(),
+        "task": {"name": task.name, "title": task.title, "main_metric": main_metric, "main_split": main_split},
+        "data": data.info,
+        "masks": None if masks is None else {"fingerprint": fields["masks"], "sparsity": masks_sparsity(masks),
+                                             "tensors": len(masks)},
+        "score": best["eval"][main_split][main_metric],
+        "best_epoch": state["best_epoch"],
+        "metrics": best["eval"],
+        "history": state["history"],
+        "steps": total_steps,
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "wall_time_s": state["elapsed"] + time.perf_counter() - start_time,
+        "provenance": provenance(dev),
+    }
+    if path is not None:
+        write_record(path, record, overwrite=overwrite)
+        if save_checkpoint:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in state["best_state"].items()}, str(path.with_suffix(".safetensors")))
+        if partial is not None and partial.exists():
+            partial.unlink()
+    return FinetuneResult(record, path, model, cached=False)
+
+
+def _make_closure(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+                  config: FinetuneConfig, masks: Masks | None, device: torch.device, step: int) -> Callable[[], torch.Tensor]:
+    """Zero the gradients, run forward and backward (over micro-batches), mask and clip; return the loss."""
+    size = batch["input_ids"].shape[0]
+    micro = config.micro_batch_size or size
+    chunks = [{k: v[i:i + micro].to(device) for k, v in batch.items()} for i in range(0, size, micro)]
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=device)
+        for chunk in chunks:
+            with autocast(device):
+                loss = model(**chunk).loss * (chunk["input_ids"].shape[0] / size)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"the training loss is {float(loss)} at step {step}; lower the learning "
+                                         f"rate (now {config.lr}) or check the data")
+            loss.backward()
+            total += loss.detach()
+        if masks is not None:
+            mask_gradients(model, masks)
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        return total
+
+    return closure
+
+
+def _save_partial(partial: Path, key: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                  scheduler: Any, state: dict, device: torch.device, elapsed: float) -> None:
+    """Snapshot everything the next epoch depends on, atomically."""
+    payload = {
+        "key": key,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.random.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+        "state": {**state, "elapsed": elapsed},
+    }
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, partial)

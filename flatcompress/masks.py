@@ -1,0 +1,61 @@
+"""Fixed binary masks over named weights, kept exactly zero through training.
+
+A mask is `{parameter name: bool tensor}` (True = keep). `apply_masks` zeroes the pruned
+weights; the fine-tuning loop also zeroes their gradients before every optimizer step (so
+the optimizer's moments stay zero there) and re-applies the mask after it, which keeps the
+zeros exact whatever the optimizer does (weight decay, SAM's perturbation, rounding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Mapping
+
+import torch
+
+__all__ = ["Masks", "apply_masks", "mask_gradients", "masks_sparsity", "masks_fingerprint"]
+
+Masks = Mapping[str, torch.Tensor]
+
+
+def _resolve(model: torch.nn.Module, masks: Masks) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+    params = dict(model.named_parameters())
+    pairs = []
+    for name, mask in masks.items():
+        if name not in params:
+            raise KeyError(f"mask names {name!r}, which is not a parameter of the model")
+        if tuple(mask.shape) != tuple(params[name].shape):
+            raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, the weight {tuple(params[name].shape)}")
+        pairs.append((params[name], mask.to(device=params[name].device, dtype=torch.bool)))
+    return pairs
+
+
+@torch.no_grad()
+def apply_masks(model: torch.nn.Module, masks: Masks) -> None:
+    """Zero every weight whose mask entry is False."""
+    for param, mask in _resolve(model, masks):
+        param.mul_(mask)
+
+
+@torch.no_grad()
+def mask_gradients(model: torch.nn.Module, masks: Masks) -> None:
+    """Zero the gradient of every pruned weight."""
+    for param, mask in _resolve(model, masks):
+        if param.grad is not None:
+            param.grad.mul_(mask)
+
+
+def masks_sparsity(masks: Masks) -> float:
+    """Fraction of masked-out entries over all masked tensors."""
+    total = sum(m.numel() for m in masks.values())
+    kept = sum(int(m.sum()) for m in masks.values())
+    return 1.0 - kept / total if total else 0.0
+
+
+def masks_fingerprint(masks: Masks) -> str:
+    """A short hash of the mask contents: part of a run's cache key."""
+    digest = hashlib.sha256()
+    for name in sorted(masks):
+        digest.update(name.encode())
+        digest.update(masks[name].to(torch.bool).cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,83 @@
+"""Scale tiers: the same chapter code at four sizes.
+
+| profile | model | data | what it is for |
+|---|---|---|---|
+| `smoke` | `tiny` (random init) | 32 train / 32 eval examples | CI and nbval: seconds |
+| `cpu` | `minilm-l6` (pretrained, offline) | 2,000 train / 1,000 eval examples, 3 epochs | the book's results, a 2-core laptop |
+| `colab` | `bert-base-uncased` | the small GLUE tasks, full size | one GPU, a few hours |
+| `paper` | `bert-base-uncased` | all nine tasks, full size, 3 seeds | the paper's exact settings (§3.3, A.4) |
+
+`cpu` sizes were chosen by measurement on 2 cores (Xeon, AVX2; see README): MiniLM-L6 at batch 32
+and length <= 128 takes 1.4 s (SST-2) to 5.9 s (RTE) per AdamW step, so a 3-epoch run on 2,000
+examples takes 6-20 minutes. The paper's 10 epochs on the small tasks do not fit; its learning
+rate (2e-5, tuned for BERT-base over 10 epochs) is raised to 5e-5 for 3 epochs of a 6-layer model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from flatcompress.config import FinetuneConfig
+from flatcompress.tasks import get_task
+
+__all__ = ["Profile", "PROFILES", "get_profile"]
+
+_SMALL_GLUE = ("rte", "mrpc", "stsb", "cola")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Scale parameters of one tier; `config(task)` turns them into a run."""
+
+    name: str
+    description: str
+    model: str
+    lr: float
+    epochs: int
+    batch_size: int = 32
+    max_length: int = 128
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    num_layers: int | None = None
+    seeds: tuple[int, ...] = (0, 1, 2)
+    tasks: tuple[str, ...] = ()
+    epochs_by_task: dict[str, int] = field(default_factory=dict)
+
+    def config(self, task: str, **overrides: Any) -> FinetuneConfig:
+        """The `FinetuneConfig` of `task` at this tier, with `overrides` (any FinetuneConfig field) applied."""
+        name = get_task(task).name
+        valid = {f.name for f in dataclasses.fields(FinetuneConfig)}
+        unknown = set(overrides) - valid
+        if unknown:
+            raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid settings: {', '.join(sorted(valid))}")
+        base = dict(task=name, model=self.model, lr=self.lr, epochs=self.epochs_by_task.get(name, self.epochs),
+                    batch_size=self.batch_size, max_length=self.max_length, max_train_examples=self.max_train_examples,
+                    max_eval_examples=self.max_eval_examples, num_layers=self.num_layers, profile=self.name)
+        base.update({k: v for k, v in overrides.items()})
+        return FinetuneConfig(**base)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in [
+        Profile("smoke", "tiny random BERT, a few dozen examples: seconds (CI, nbval)", "tiny", lr=1e-3, epochs=2,
+                batch_size=8, max_length=32, max_train_examples=32, max_eval_examples=32, seeds=(0,),
+                tasks=("rotten_tomatoes", "reuters8")),
+        Profile("cpu", "pretrained MiniLM-L6 on real data subsets: minutes per run on 2 cores", "minilm-l6", lr=5e-5,
+                epochs=3, max_train_examples=2000, max_eval_examples=1000,
+                tasks=("rte", "mrpc", "stsb", "cola", "sst2", "rotten_tomatoes")),
+        Profile("colab", "bert-base-uncased on the small GLUE tasks, full data: one GPU, a few hours",
+                "bert-base-uncased", lr=2e-5, epochs=10, tasks=_SMALL_GLUE + ("sst2",), epochs_by_task={"sst2": 3}),
+        Profile("paper", "the paper's settings: bert-base-uncased, all tasks, 3 seeds (§3.3, A.4)", "bert-base-uncased",
+                lr=2e-5, epochs=3, tasks=("mnli", "qqp", "stsb", "qnli", "mrpc", "rte", "sst2", "cola", "squad"),
+                epochs_by_task={t: 10 for t in _SMALL_GLUE}),
+    ]
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+    return PROFILES[name]

@@ -1,0 +1,77 @@
+"""Result records: one JSON file per run, written atomically, keyed by the run's configuration.
+
+A record holds the full config, the metrics, the per-epoch history, the wall time and the
+provenance. Its file name ends in a hash of the result-determining config, so the same run
+finds its record again (the cache) and different runs never collide. An existing record is
+never overwritten unless asked (`overwrite=True`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from flatcompress.errors import RecordExistsError
+
+__all__ = ["config_key", "record_path", "write_record", "read_record", "iter_records"]
+
+SCHEMA_VERSION = 1
+
+
+def config_key(fields: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of `fields` (sorted keys): equal configs, equal keys."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def record_path(results_dir: str | Path, kind: str, task: str, stem: str, key: str) -> Path:
+    """`<results_dir>/<kind>/<task>/<stem>-<key[:12]>.json`."""
+    return Path(results_dir) / kind / task / f"{stem}-{key[:12]}.json"
+
+
+def write_record(path: str | Path, record: dict[str, Any], overwrite: bool = False) -> Path:
+    """Write `record` to `path` atomically (temporary file, fsync, then link or rename into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"schema": SCHEMA_VERSION, **record}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(record, fh, indent=1, sort_keys=False, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if the target exists: no silent overwrite, even in a race
+            except FileExistsError:
+                raise RecordExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a valid result record ({exc})") from exc
+
+
+def iter_records(results_dir: str | Path, kind: str | None = None, **where: Any) -> Iterator[dict[str, Any]]:
+    """Records under `results_dir` (optionally of one kind) whose config matches every `where` item."""
+    root = Path(results_dir) / kind if kind else Path(results_dir)
+    for path in sorted(root.rglob("*.json")):
+        record = read_record(path)
+        config = record.get("config", {})
+        if all(config.get(k) == v for k, v in where.items()):
+            record["_path"] = str(path)
+            yield record
