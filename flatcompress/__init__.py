@@ -1,7 +1,7 @@
 """flatcompress: a runnable reproduction of "Train Flat, Then Compress" (Na, Mehta, Strubell, Findings of EMNLP 2022).
 
 The library is thin on purpose: tasks and data (`flatcompress.tasks`, `flatcompress.data`),
-models (`flatcompress.models`), one fine-tuning loop (`flatcompress.finetune`), scale tiers
+models (`flatcompress.models`), one fine-tuning loop (`flatcompress.training`), scale tiers
 (`flatcompress.profiles`) and result records (`flatcompress.records`). The book's chapters
 call it; they do not re-implement it.
 """
@@ -9,7 +9,7 @@ call it; they do not re-implement it.
 __version__ = "0.1.0"
 
 from flatcompress.config import FinetuneConfig, check_sparsity
-from flatcompress.finetune import FinetuneResult, evaluate, finetune
+from flatcompress.training import FinetuneResult, evaluate, finetune
 from flatcompress.profiles import PROFILES, get_profile
 from flatcompress.tasks import TASKS, get_task
 

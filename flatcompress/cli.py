@@ -45,7 +45,7 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from flatcompress.finetune import finetune
+    from flatcompress.training import finetune
 
     profile = get_profile(args.profile)
     overrides = {k: getattr(args, k) for k in ("model", "optimizer", "lr", "epochs", "batch_size", "max_length",

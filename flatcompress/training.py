@@ -195,10 +195,12 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
         bar.close()
+        train_seconds = time.perf_counter() - epoch_start
         metrics = {s: evaluate(model, f, task, 2 * config.batch_size, dev) for s, f in eval_features.items()}
         score = metrics[main_split][main_metric]
         state["history"].append({"epoch": epoch, "train_loss": float(np.mean(losses)), "eval": metrics,
-                                 "lr_end": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - epoch_start})
+                                 "lr_end": scheduler.get_last_lr()[0], "train_seconds": train_seconds,
+                                 "seconds": time.perf_counter() - epoch_start})
         if score > state["best_score"]:
             state.update(best_score=score, best_epoch=epoch,
                          best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
@@ -255,7 +257,7 @@ def _make_closure(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batc
             with autocast(device):
                 loss = model(**chunk).loss * (chunk["input_ids"].shape[0] / size)
             if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"the training loss is {float(loss)} at step {step}; lower the learning "
+                raise NonFiniteLossError(f"the training loss is {float(loss.detach())} at step {step}; lower the learning "
                                          f"rate (now {config.lr}) or check the data")
             loss.backward()
             total += loss.detach()

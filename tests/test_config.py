@@ -1,0 +1,68 @@
+import pytest
+
+from flatcompress import FinetuneConfig, check_sparsity, get_profile
+from flatcompress.cli import main
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"lr": 0}, "lr must be > 0"),
+    ({"lr": -1e-5}, "lr must be > 0"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"batch_size": 0}, "batch_size must be at least 1"),
+    ({"micro_batch_size": 64}, "micro_batch_size must be in"),
+    ({"max_length": 4}, "max_length must be at least 8"),
+    ({"max_train_examples": 0}, "max_train_examples must be at least 1"),
+    ({"grad_clip": 0}, "grad_clip must be > 0"),
+    ({"num_layers": 0}, "num_layers must be at least 1"),
+    ({"model": "gpt-2"}, "valid models: bert-base-uncased"),
+    ({"optimizer": "lion"}, "valid optimizers: adamw"),
+    ({"optimizer_kwargs": {"rho": 0.05}}, "does not take"),
+    ({"source": "s3"}, "valid sources"),
+])
+def test_invalid_settings_are_rejected(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        FinetuneConfig(task="rte", **overrides)
+
+
+def test_unknown_names():
+    with pytest.raises(ValueError, match="valid tasks"):
+        FinetuneConfig(task="imdb")
+    with pytest.raises(ValueError, match="valid profiles: smoke, cpu, colab, paper"):
+        get_profile("laptop")
+    with pytest.raises(ValueError, match="unknown setting"):
+        get_profile("cpu").config("rte", learning_rate=1e-5)
+
+
+def test_squad_training_is_refused_clearly():
+    with pytest.raises(NotImplementedError, match="SQuAD"):
+        FinetuneConfig(task="squad")
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5])
+def test_sparsity_outside_unit_interval(bad):
+    with pytest.raises(ValueError, match=r"sparsity must be in \[0, 1\)"):
+        check_sparsity(bad)
+    assert check_sparsity(0.0) == 0.0 and check_sparsity(0.9) == 0.9
+
+
+def test_bad_input_fails_before_any_model_is_loaded(monkeypatch, capsys):
+    def boom(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr("flatcompress.training.load_model", boom)
+    monkeypatch.setattr("flatcompress.training.load_task", boom)
+    assert main(["finetune", "--task", "rte", "--epochs", "0"]) == 2
+    assert "epochs must be at least 1" in capsys.readouterr().err
+    assert main(["finetune", "--task", "rte", "--batch-size", "0"]) == 2
+    with pytest.raises(SystemExit):
+        main(["finetune", "--task", "imdb"])
+    with pytest.raises(SystemExit):
+        main(["finetune", "--task", "rte", "--profile", "laptop"])
+
+
+def test_profiles_resolve_the_papers_epochs():
+    paper = get_profile("paper")
+    assert paper.config("rte").epochs == 10 and paper.config("sst2").epochs == 3
+    assert paper.config("mnli").lr == 2e-5 and paper.config("mnli").batch_size == 32
+    assert paper.config("mnli").max_length == 128 and paper.model == "bert-base-uncased"
+    assert get_profile("cpu").config("rte", seed=2).seed == 2
