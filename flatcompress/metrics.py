@@ -59,22 +59,22 @@ def matthews_corrcoef(labels: Sequence[int], predictions: Sequence[int]) -> floa
     return (tp * tn - fp * fn) / denom if denom else 0.0
 
 
-def pearson(labels: Sequence[float], predictions: Sequence[float]) -> float:
-    """Pearson correlation (STS-B's main metric); 0 when either side is constant."""
+def _correlation(statistic: Callable, labels: Sequence[float], predictions: Sequence[float]) -> float:
     y, p = np.asarray(labels, dtype=float), np.asarray(predictions, dtype=float)
     _check_lengths(y, p)
     if y.std() == 0 or p.std() == 0:
         return 0.0
-    return float(stats.pearsonr(y, p).statistic)
+    return float(statistic(y, p).statistic)
+
+
+def pearson(labels: Sequence[float], predictions: Sequence[float]) -> float:
+    """Pearson correlation (STS-B's main metric); 0 when either side is constant."""
+    return _correlation(stats.pearsonr, labels, predictions)
 
 
 def spearman(labels: Sequence[float], predictions: Sequence[float]) -> float:
     """Spearman rank correlation (reported for STS-B); 0 when either side is constant."""
-    y, p = np.asarray(labels, dtype=float), np.asarray(predictions, dtype=float)
-    _check_lengths(y, p)
-    if y.std() == 0 or p.std() == 0:
-        return 0.0
-    return float(stats.spearmanr(y, p).statistic)
+    return _correlation(stats.spearmanr, labels, predictions)
 
 
 def _normalize_answer(text: str) -> str:

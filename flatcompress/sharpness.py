@@ -1,0 +1,201 @@
+r"""How sharp is a minimum? The paper's ε-sharpness (§2.1, A.2, Tables 3-4) and the top Hessian eigenvalue.
+
+**ε-sharpness** (Keskar et al. 2017, as Mehta et al. implement it and the paper reports it). In a random
+p-dimensional subspace spanned by the columns of $A \in \mathbb{R}^{n \times p}$ (entries uniform on
+[0, 1), columns scaled to unit norm), search the box
+
+$$C_\epsilon = \{ z \in \mathbb{R}^p : |z_i| \le \epsilon\,(|(A^+ w)_i| + 1) \}$$
+
+for the largest loss, with L-BFGS-B for 10 iterations from z = 0, and report
+
+$$\phi_{w,f}(\epsilon, A) = 100 \cdot \frac{\max_{z \in C_\epsilon} f(w + A z) - f(w)}{1 + f(w)}.$$
+
+Lower is flatter. The paper uses ε ∈ {5e-3, 1e-3, 5e-4}; Mehta's default p = 100. A dense A for
+BERT-base (110M x 100 floats) would take 44 GB, so `RandomSubspace` regenerates A chunk by chunk from
+a seed for each product and never holds more than one chunk. $A^+ w$ is the least-squares solution
+$(A^\top A)^{-1} A^\top w$, with the p x p Gram matrix accumulated in the same chunked pass.
+
+**Top Hessian eigenvalue**: power iteration on Hessian-vector products (Pearlmutter's trick, two
+backward passes), a second, independent view of curvature at the same point.
+
+Both evaluate `loss_fn(model)` with the model in eval mode (no dropout), so f is deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from scipy import optimize
+
+__all__ = ["RandomSubspace", "epsilon_sharpness", "sharpness_table", "hessian_top_eigenvalue", "batches_loss",
+           "PAPER_EPSILONS"]
+
+PAPER_EPSILONS = (5e-3, 1e-3, 5e-4)
+LossFn = Callable[[torch.nn.Module], torch.Tensor]
+
+
+class RandomSubspace:
+    """The n x p projection A, generated from `seed` in chunks of `chunk_rows` rows, never stored whole."""
+
+    def __init__(self, n: int, p: int = 100, seed: int = 0, chunk_rows: int = 1 << 16) -> None:
+        if p < 1 or n < 1:
+            raise ValueError(f"need n >= 1 and p >= 1, got n={n}, p={p}")
+        self.n, self.p, self.seed, self.chunk_rows = n, p, seed, chunk_rows
+        gram = torch.zeros(p, p, dtype=torch.float64)
+        for _, raw in self._raw_chunks():
+            gram += raw.T.double() @ raw.double()
+        self.inv_norms = 1.0 / gram.diagonal().sqrt()  # columns of A = columns of raw / their norms
+        self.gram = gram * self.inv_norms[:, None] * self.inv_norms[None, :]  # A^T A
+
+    def _raw_chunks(self) -> Iterable[tuple[int, torch.Tensor]]:
+        for k, start in enumerate(range(0, self.n, self.chunk_rows)):
+            rows = min(self.chunk_rows, self.n - start)
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + k)
+            yield start, torch.rand((rows, self.p), generator=generator)
+
+    def dense(self) -> torch.Tensor:
+        """The whole of A (small n only: tests and toy examples)."""
+        return torch.cat([raw for _, raw in self._raw_chunks()]) * self.inv_norms.float()
+
+    def matvec(self, z: torch.Tensor) -> torch.Tensor:
+        """A z, an n-vector."""
+        scaled = (z.double() * self.inv_norms).float()
+        out = torch.empty(self.n)
+        for start, raw in self._raw_chunks():
+            out[start:start + raw.shape[0]] = raw @ scaled
+        return out
+
+    def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
+        """A^T v, a p-vector (float64)."""
+        acc = torch.zeros(self.p, dtype=torch.float64)
+        v = v.float()
+        for start, raw in self._raw_chunks():
+            acc += (raw.T @ v[start:start + raw.shape[0]]).double()
+        return acc * self.inv_norms
+
+    def pinv_apply(self, w: torch.Tensor) -> torch.Tensor:
+        """A^+ w = argmin_z ||A z - w||, via the normal equations (A has full column rank)."""
+        return torch.linalg.solve(self.gram, self.rmatvec(w))
+
+
+def _trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _loss_and_grad(model: torch.nn.Module, params: list[torch.nn.Parameter], loss_fn: LossFn) -> tuple[float, torch.Tensor]:
+    for p in params:
+        p.grad = None
+    loss = loss_fn(model)
+    loss.backward()
+    grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float().cpu() for p in params])
+    return float(loss.detach()), grad
+
+
+def epsilon_sharpness(model: torch.nn.Module, loss_fn: LossFn, epsilon: float, dim: int | None = 100, seed: int = 0,
+                      maxiter: int = 10, subspace: RandomSubspace | None = None) -> float:
+    """φ(ε) of the model at its current weights (see the module docstring); `dim=None` searches the full space.
+
+    The model's weights are restored exactly afterwards.
+    """
+    if epsilon <= 0:
+        raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    params = _trainable(model)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        w0 = torch.nn.utils.parameters_to_vector(params).detach().float().cpu()
+    device = params[0].device
+    if dim is not None and subspace is None:
+        subspace = RandomSubspace(w0.numel(), dim, seed)
+    bound_base = subspace.pinv_apply(w0) if subspace is not None else w0.double()
+    bounds = (epsilon * (bound_base.abs() + 1.0)).numpy()
+
+    def set_weights(z: np.ndarray) -> None:
+        z_t = torch.from_numpy(z)
+        delta = subspace.matvec(z_t) if subspace is not None else z_t.float()
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters((w0 + delta).to(device), params)
+
+    def negative(z: np.ndarray) -> tuple[float, np.ndarray]:
+        set_weights(z)
+        loss, grad = _loss_and_grad(model, params, loss_fn)
+        grad_z = subspace.rmatvec(grad) if subspace is not None else grad.double()
+        return -loss, -grad_z.numpy()
+
+    try:
+        f0, _ = _loss_and_grad(model, params, loss_fn)
+        result = optimize.minimize(negative, np.zeros(len(bounds)), method="L-BFGS-B", jac=True,
+                                   bounds=optimize.Bounds(-bounds, bounds), options={"maxiter": maxiter})
+        set_weights(result.x)
+        with torch.no_grad():
+            f_max = float(loss_fn(model))
+    finally:
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(w0.to(device), params)
+        for p in params:
+            p.grad = None
+        model.train(was_training)
+    return 100.0 * (f_max - f0) / (1.0 + f0)
+
+
+def sharpness_table(model: torch.nn.Module, loss_fn: LossFn, epsilons: Sequence[float] = PAPER_EPSILONS,
+                    dim: int | None = 100, seed: int = 0, maxiter: int = 10) -> dict[float, float]:
+    """φ(ε) for each ε, sharing one random subspace (generated once)."""
+    n = sum(p.numel() for p in _trainable(model))
+    subspace = RandomSubspace(n, dim, seed) if dim is not None else None
+    return {eps: epsilon_sharpness(model, loss_fn, eps, dim, seed, maxiter, subspace) for eps in epsilons}
+
+
+def hessian_top_eigenvalue(model: torch.nn.Module, loss_fn: LossFn, iters: int = 20, tol: float = 1e-3,
+                           seed: int = 0) -> float:
+    """The largest-magnitude eigenvalue of the loss Hessian, by power iteration on H v."""
+    params = _trainable(model)
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    v = [torch.randn(p.shape, generator=generator).to(p) for p in params]
+    norm = torch.sqrt(sum((x * x).sum() for x in v))
+    v = [x / norm for x in v]
+    eigenvalue = 0.0
+    # fused attention kernels have no second derivative: use the math implementation of attention
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    try:
+        with sdpa_kernel([SDPBackend.MATH]):
+            eigenvalue = _power_iteration(model, loss_fn, params, v, iters, tol)
+    finally:
+        model.train(was_training)
+    return eigenvalue
+
+
+def _power_iteration(model: torch.nn.Module, loss_fn: LossFn, params: list[torch.nn.Parameter],
+                     v: list[torch.Tensor], iters: int, tol: float) -> float:
+    eigenvalue = 0.0
+    for _ in range(iters):
+        grads = torch.autograd.grad(loss_fn(model), params, create_graph=True)
+        hv = torch.autograd.grad(grads, params, grad_outputs=v)
+        new = float(sum((a * b).sum() for a, b in zip(hv, v)))
+        norm = torch.sqrt(sum((x * x).sum() for x in hv))
+        v = [x / norm for x in hv]
+        converged = abs(new - eigenvalue) <= tol * max(abs(new), 1e-12)
+        eigenvalue = new
+        if converged:
+            break
+    return eigenvalue
+
+
+def batches_loss(batches: Sequence[dict[str, torch.Tensor]]) -> LossFn:
+    """loss_fn for Hugging Face models: the example-weighted mean of `model(**batch).loss` over `batches`."""
+    total = sum(int(b["input_ids"].shape[0]) for b in batches)
+
+    def loss_fn(model: torch.nn.Module) -> torch.Tensor:
+        device = next(model.parameters()).device
+        loss = torch.zeros((), device=device)
+        for batch in batches:
+            out = model(**{k: v.to(device) for k, v in batch.items()})
+            loss = loss + out.loss.float() * (batch["input_ids"].shape[0] / total)
+        return loss
+
+    return loss_fn

@@ -1,0 +1,91 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from flatcompress.sharpness import (RandomSubspace, batches_loss, epsilon_sharpness, hessian_top_eigenvalue,
+                                    sharpness_table)
+
+
+class Quadratic(torch.nn.Module):
+    """f(w) = 1/2 sum_i a_i w_i^2, with w starting at w0."""
+
+    def __init__(self, a, w0):
+        super().__init__()
+        self.a = torch.tensor(a, dtype=torch.float32)
+        self.w = torch.nn.Parameter(torch.tensor(w0, dtype=torch.float32))
+
+
+def quad_loss(model):
+    return 0.5 * (model.a * model.w ** 2).sum()
+
+
+def test_full_space_sharpness_of_a_quadratic_in_closed_form():
+    a, w0, eps = [1.0, 4.0, 2.0], [0.5, 1.0, 2.0], 1e-2
+    model = Quadratic(a, w0)
+    # f grows away from 0 along every axis: the maximum is the corner w0 + eps (|w0| + 1)
+    f0 = 0.5 * sum(ai * wi ** 2 for ai, wi in zip(a, w0))
+    fmax = 0.5 * sum(ai * (wi + eps * (abs(wi) + 1)) ** 2 for ai, wi in zip(a, w0))
+    expected = 100 * (fmax - f0) / (1 + f0)
+    assert epsilon_sharpness(model, quad_loss, eps, dim=None) == pytest.approx(expected, rel=1e-4)
+    assert model.w.tolist() == w0  # weights restored exactly
+
+
+def test_subspace_sharpness_matches_the_best_vertex():
+    """A convex f over a box peaks at a vertex: enumerate all 2^p of them for the exact answer."""
+    a, w0, eps, p = [1.0, 3.0, 2.0, 0.5, 1.5, 2.5], [0.3, -1.0, 0.8, 2.0, -0.4, 1.2], 5e-2, 3
+    model = Quadratic(a, w0)
+    sub = RandomSubspace(len(a), p, seed=7, chunk_rows=2)
+    A = sub.dense().double().numpy()
+    w = np.array(w0)
+    b = eps * (np.abs(np.linalg.lstsq(A, w, rcond=None)[0]) + 1)
+    f = lambda x: 0.5 * float(np.sum(np.array(a) * x ** 2))  # noqa: E731
+    best = max(f(w + A @ (np.array(s) * b)) for s in itertools.product((-1, 1), repeat=p))
+    expected = 100 * (best - f(w)) / (1 + f(w))
+    assert epsilon_sharpness(model, quad_loss, eps, dim=p, seed=7, subspace=sub) == pytest.approx(expected, rel=1e-3)
+
+
+def test_chunked_subspace_equals_the_dense_matrix():
+    sub = RandomSubspace(1000, 5, seed=3, chunk_rows=64)
+    A = sub.dense().double()
+    assert torch.allclose(A.norm(dim=0), torch.ones(5, dtype=torch.float64), atol=1e-6)
+    assert (A >= 0).all()
+    z, v = torch.randn(5, dtype=torch.float64), torch.randn(1000)
+    assert torch.allclose(sub.matvec(z).double(), A @ z, atol=1e-4)
+    assert torch.allclose(sub.rmatvec(v), A.T @ v.double(), atol=1e-3)
+    lstsq = torch.linalg.lstsq(A, v.double().unsqueeze(1)).solution.squeeze(1)
+    assert torch.allclose(sub.pinv_apply(v), lstsq, rtol=1e-3, atol=1e-3)
+    again = RandomSubspace(1000, 5, seed=3, chunk_rows=64)
+    assert torch.equal(again.dense(), sub.dense())  # seeded
+
+
+def test_flatter_quadratic_is_less_sharp_and_eps_orders_it():
+    sharp, flat = Quadratic([10.0, 10.0], [0.2, 0.2]), Quadratic([1.0, 1.0], [0.2, 0.2])
+    s = sharpness_table(sharp, quad_loss, dim=None)
+    f = sharpness_table(flat, quad_loss, dim=None)
+    assert all(s[e] > f[e] for e in s) and s[5e-3] > s[1e-3] > s[5e-4] > 0
+
+
+def test_hessian_top_eigenvalue_of_a_quadratic():
+    model = Quadratic([1.0, 7.0, 3.0], [0.1, 0.2, 0.3])
+    assert hessian_top_eigenvalue(model, quad_loss, iters=50, tol=1e-6) == pytest.approx(7.0, rel=1e-3)
+
+
+def test_hugging_face_batches_and_bad_epsilon(smoke_config):
+    from flatcompress.data import encode, load_task, pad_collate
+    from flatcompress.models import load_model, load_tokenizer
+    from flatcompress.tasks import get_task
+
+    task = get_task("rotten_tomatoes")
+    batch = pad_collate(encode(load_task(task, max_train_examples=16).train, load_tokenizer("tiny"), 32))
+    torch.manual_seed(0)
+    model = load_model("tiny", task)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss_fn = batches_loss([batch])
+    table = sharpness_table(model, loss_fn, dim=10, maxiter=3)
+    assert all(v >= 0 for v in table.values()) and table[5e-3] >= table[5e-4]
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    assert hessian_top_eigenvalue(model, loss_fn, iters=5) > 0
+    with pytest.raises(ValueError, match="epsilon must be > 0"):
+        epsilon_sharpness(model, loss_fn, 0.0)
