@@ -1,4 +1,4 @@
-"""Command line: `flatcompress tasks | models | profiles | finetune`."""
+"""Command line: `flatcompress tasks | models | profiles | finetune | sharpness`."""
 
 from __future__ import annotations
 
@@ -44,17 +44,37 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_finetune(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, save_checkpoint: bool):
+    """Validate every setting (before any data or model is loaded), then fine-tune or return the cached run."""
     from flatcompress.training import finetune
 
     profile = get_profile(args.profile)
     overrides = {k: getattr(args, k) for k in ("model", "optimizer", "lr", "epochs", "batch_size", "max_length",
                                                "max_train_examples", "max_eval_examples", "num_layers", "seed",
                                                "source", "data_dir") if getattr(args, k) is not None}
-    config = profile.config(args.task, **overrides)  # validates everything before any data or model is loaded
+    if overrides.get("optimizer") == "sam":
+        overrides["optimizer_kwargs"] = {"rho": args.rho if args.rho is not None else 0.05}
+    elif args.rho is not None:
+        raise ValueError("--rho applies to --optimizer sam only")
+    config = profile.config(args.task, **overrides)
     results_dir = args.results_dir or f"results/{profile.name}"
     result = finetune(config, results_dir=results_dir, overwrite=args.overwrite, progress=not args.quiet,
-                      save_checkpoint=args.save_checkpoint, device=args.device)
+                      save_checkpoint=save_checkpoint, device=args.device)
+    return result, results_dir
+
+
+def _cmd_sharpness(args: argparse.Namespace) -> int:
+    from flatcompress.sharpness_records import measure_sharpness
+
+    result, results_dir = _run(args, save_checkpoint=True)
+    record = measure_sharpness(result, results_dir=results_dir, n_examples=args.sharpness_examples)
+    print(json.dumps({"finetune_record": str(result.path), "score": record["score"], "sharpness": record["sharpness"],
+                      "hessian_top_eigenvalue": record["hessian_top_eigenvalue"]}, indent=1))
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    result, _ = _run(args, save_checkpoint=args.save_checkpoint)
     record = result.record
     summary = {"record": str(result.path) if result.path else None, "cached": result.cached,
                "task": record["task"]["name"], "score": record["score"], "metrics": record["metrics"],
@@ -71,11 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the models").set_defaults(func=_cmd_models)
     sub.add_parser("profiles", help="list the scale tiers").set_defaults(func=_cmd_profiles)
     ft = sub.add_parser("finetune", help="fine-tune one model on one task and write its result record")
+    sh = sub.add_parser("sharpness", help="fine-tune (or reuse a run), then record its epsilon-sharpness (Table 3)")
+    for p in (ft, sh):
+        _add_run_arguments(p)
+    ft.add_argument("--save-checkpoint", action="store_true", help="also save the best model's weights")
+    ft.set_defaults(func=_cmd_finetune)
+    sh.add_argument("--sharpness-examples", type=int, default=256, help="validation examples for the loss (256)")
+    sh.set_defaults(func=_cmd_sharpness)
+    return parser
+
+
+def _add_run_arguments(ft: argparse.ArgumentParser) -> None:
     ft.add_argument("--task", required=True, choices=list(TASKS), metavar="TASK", help=f"one of {', '.join(TASKS)}")
     ft.add_argument("--profile", default="cpu", choices=list(PROFILES), metavar="PROFILE",
                     help=f"scale tier, one of {', '.join(PROFILES)} (default: cpu)")
     ft.add_argument("--model", choices=list(MODELS), metavar="MODEL", help=f"one of {', '.join(MODELS)}")
-    ft.add_argument("--optimizer", help="optimizer name (default: adamw)")
+    ft.add_argument("--optimizer", help="adamw (default) or sam")
+    ft.add_argument("--rho", type=float, help="SAM's neighbourhood radius (default 0.05, the paper's)")
     ft.add_argument("--source", choices=SOURCES, help="data source (default: auto)")
     ft.add_argument("--data-dir", help="a classic glue_data/ directory (default: $FLATCOMPRESS_GLUE_DIR)")
     ft.add_argument("--lr", type=float)
@@ -89,10 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     ft.add_argument("--results-dir", help="where result records go (default: results/<profile>)")
     ft.add_argument("--overwrite", action="store_true", help="replace an existing record instead of returning it")
-    ft.add_argument("--save-checkpoint", action="store_true", help="also save the best model's weights")
     ft.add_argument("--quiet", action="store_true", help="no progress bars")
-    ft.set_defaults(func=_cmd_finetune)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -90,11 +90,12 @@ def predict(model: torch.nn.Module, features: list[dict], batch_size: int = 64,
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
+    pad_id = getattr(getattr(model, "config", None), "pad_token_id", None) or 0  # RoBERTa pads with 1
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     outputs: list[np.ndarray] = [None] * len(features)  # type: ignore[list-item]
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = pad_collate([features[i] for i in idx])
+        batch = pad_collate([features[i] for i in idx], pad_id)
         batch.pop("labels")
         with autocast(device):
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits

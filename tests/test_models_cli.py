@@ -69,3 +69,13 @@ def test_pretrained_minilm_learns_rotten_tomatoes():
                                        max_eval_examples=200, max_length=64)
     result = finetune(config, results_dir=None, progress=False)
     assert result.score > result.record["data"]["majority_rate"] + 0.1
+
+
+def test_cli_sharpness_and_rho(tmp_path, capsys):
+    base = ["--task", "rotten_tomatoes", "--profile", "smoke", "--results-dir", str(tmp_path), "--quiet"]
+    assert main(["finetune", *base, "--rho", "0.1"]) == 2
+    assert "--rho applies to --optimizer sam only" in capsys.readouterr().err
+    assert main(["sharpness", *base, "--optimizer", "sam", "--sharpness-examples", "8"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["sharpness"]) == {"0.005", "0.001", "0.0005"}
+    assert json.loads(open(out["finetune_record"]).read())["config"]["optimizer_kwargs"] == {"rho": 0.05}

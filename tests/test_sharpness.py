@@ -89,3 +89,17 @@ def test_hugging_face_batches_and_bad_epsilon(smoke_config):
     assert hessian_top_eigenvalue(model, loss_fn, iters=5) > 0
     with pytest.raises(ValueError, match="epsilon must be > 0"):
         epsilon_sharpness(model, loss_fn, 0.0)
+
+
+def test_sharpness_record_for_a_finetuned_run(smoke_config, tmp_path, monkeypatch):
+    from flatcompress import finetune
+    from flatcompress.sharpness_records import measure_sharpness
+
+    run = finetune(smoke_config(), results_dir=tmp_path, progress=False, save_checkpoint=True)
+    record = measure_sharpness(run, results_dir=tmp_path, dim=8, n_examples=16, maxiter=2, hessian_iters=3)
+    assert record["finetune_record"] == str(run.path) and set(record["sharpness"]) == {"0.005", "0.001", "0.0005"}
+    assert record["sharpness"]["0.005"] >= record["sharpness"]["0.0005"] >= 0 and record["n_examples"] == 16
+    monkeypatch.setattr("flatcompress.sharpness_records.sharpness_table", None)  # a second call must not measure
+    cached = finetune(smoke_config(), results_dir=tmp_path, progress=False)
+    again = measure_sharpness(cached, results_dir=tmp_path, dim=8, n_examples=16, maxiter=2, hessian_iters=3)
+    assert again["sharpness"] == record["sharpness"]

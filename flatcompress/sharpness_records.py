@@ -1,0 +1,68 @@
+"""Sharpness of a fine-tuned model as a result record (the data behind the paper's Tables 3 and 4).
+
+`measure_sharpness(result)` takes a finished `finetune` run (in memory, or reloaded from its
+checkpoint), evaluates the ε-sharpness at the paper's three ε and the top Hessian eigenvalue on
+the first `n_examples` of the task's main validation split (Mehta et al. evaluate on held-out
+data), and writes `<results_dir>/sharpness/<task>/<run stem>-<key>.json`. The record names the
+fine-tuning record it measured; an existing record is returned instead of measuring again.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from flatcompress.data import encode, load_task, pad_collate
+from flatcompress.models import load_tokenizer
+from flatcompress.provenance import provenance
+from flatcompress.records import config_key, read_record, record_path, write_record
+from flatcompress.sharpness import PAPER_EPSILONS, batches_loss, hessian_top_eigenvalue, sharpness_table
+from flatcompress.training import FinetuneResult
+
+__all__ = ["measure_sharpness"]
+
+
+def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "results",
+                      epsilons: Sequence[float] = PAPER_EPSILONS, dim: int = 100, n_examples: int = 256,
+                      batch_size: int = 64, seed: int = 0, maxiter: int = 10, hessian_iters: int = 20,
+                      overwrite: bool = False) -> dict[str, Any]:
+    """ε-sharpness (φ, in percent) per ε and the top Hessian eigenvalue of `result`'s best model."""
+    if n_examples < 1 or dim < 1:
+        raise ValueError(f"n_examples and dim must be at least 1, got {n_examples} and {dim}")
+    config = result.record["config"]
+    settings = {"finetune_key": result.record["key"], "epsilons": list(epsilons), "dim": dim, "n_examples": n_examples,
+                "seed": seed, "maxiter": maxiter, "hessian_iters": hessian_iters}
+    key = config_key(settings)
+    path = None
+    if results_dir is not None:
+        stem = f"{config['model']}-{config['optimizer']}-seed{config['seed']}"
+        path = record_path(results_dir, "sharpness", config["task"], stem, key)
+        if path.exists() and not overwrite:
+            return read_record(path)
+    start = time.perf_counter()
+    model = result.load_model()
+    data = load_task(config["task"], config["source"], config.get("data_dir"), None, n_examples, config["data_seed"])
+    tokenizer = load_tokenizer(config["model"])
+    features = encode(data.main_eval, tokenizer, config["max_length"])
+    batches = [pad_collate(features[i:i + batch_size], tokenizer.pad_token_id)
+               for i in range(0, len(features), batch_size)]
+    loss_fn = batches_loss(batches)
+    table = sharpness_table(model, loss_fn, epsilons, dim, seed, maxiter)
+    record = {
+        "kind": "sharpness",
+        "key": key,
+        "settings": settings,
+        "config": config,
+        "finetune_record": str(result.path) if result.path else None,
+        "score": result.record["score"],
+        "loss": float(loss_fn(model.eval()).detach()),
+        "sharpness": {f"{eps:g}": value for eps, value in table.items()},
+        "hessian_top_eigenvalue": hessian_top_eigenvalue(model, loss_fn, hessian_iters, seed=seed),
+        "n_examples": len(features),
+        "wall_time_s": time.perf_counter() - start,
+        "provenance": provenance(next(model.parameters()).device),
+    }
+    if path is not None:
+        write_record(path, record, overwrite=overwrite)
+    return record
