@@ -57,13 +57,16 @@ class SAM(torch.optim.Optimizer):
             raise FloatingPointError(f"SAM: the gradient norm is {grad_norm.item()} at the first step; the loss or "
                                      "its gradient is not finite (lower the learning rate or check the data)")
         for group in self.param_groups:
-            scale = group["rho"] / (grad_norm + 1e-12)
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
                 self.state[p]["old_p"] = p.detach().clone()
-                e_w = (p * p if group["adaptive"] else 1.0) * p.grad * scale.to(p)
-                p.add_(e_w)
+            scale = float(group["rho"] / (grad_norm + 1e-12))
+            e_w = torch._foreach_mul([p.grad for p in params], scale)
+            if group["adaptive"]:
+                torch._foreach_mul_(e_w, torch._foreach_mul(params, params))
+            torch._foreach_add_(params, e_w)
         if zero_grad:
             self.zero_grad()
 
@@ -71,9 +74,9 @@ class SAM(torch.optim.Optimizer):
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore w exactly and let the base optimizer step with the gradient taken at w + ε̂ (eq. 2)."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if "old_p" in self.state[p]:
-                    p.copy_(self.state[p].pop("old_p"))
+            params = [p for p in group["params"] if "old_p" in self.state[p]]
+            if params:
+                torch._foreach_copy_(params, [self.state[p].pop("old_p") for p in params])
         self.base_optimizer.step()
         if zero_grad:
             self.zero_grad()
@@ -100,9 +103,14 @@ class SAM(torch.optim.Optimizer):
     def _grad_norm(self) -> torch.Tensor:
         """‖g‖₂ over every parameter (‖T_w g‖₂ for ASAM), on the device of the first parameter."""
         device = self.param_groups[0]["params"][0].device
-        norms = [((p.abs() if group["adaptive"] else 1.0) * p.grad).norm(p=2).to(device)
-                 for group in self.param_groups for p in group["params"] if p.grad is not None]
-        return torch.norm(torch.stack(norms), p=2) if norms else torch.zeros((), device=device)
+        norms = []
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = [p.grad for p in params]
+            if group["adaptive"]:
+                grads = torch._foreach_mul(grads, torch._foreach_abs(params))
+            norms += [n.to(device) for n in torch._foreach_norm(grads)] if grads else []
+        return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros((), device=device)
 
     def state_dict(self) -> dict[str, Any]:
         return self.base_optimizer.state_dict()

@@ -132,12 +132,15 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
     if masks is not None:
         fields["masks"] = masks_fingerprint(masks)
     key = config_key(fields)
-    path = None
+    path, existing = None, None
     if results_dir is not None:
         stem = f"{config.model}-{config.optimizer}-seed{config.seed}"
         path = record_path(results_dir, "finetune", config.task, stem, key)
         if path.exists() and not overwrite:
-            return FinetuneResult(read_record(path), path, cached=True)
+            existing = read_record(path)
+            if not save_checkpoint or path.with_suffix(".safetensors").exists():
+                return FinetuneResult(existing, path, cached=True)
+            # The record exists but its weights were not kept: train again (deterministic) for them, keep the record.
 
     start_time = time.perf_counter()
     task = get_task(config.task)
@@ -233,8 +236,14 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
         "wall_time_s": state["elapsed"] + time.perf_counter() - start_time,
         "provenance": provenance(dev),
     }
-    if path is not None:
+    if existing is not None:
+        if record["score"] != existing["score"]:
+            raise RuntimeError(f"re-training {path.name} for its weights gave {main_metric} {record['score']}, the record "
+                               f"says {existing['score']} (another device or library version?); re-run with overwrite")
+        record = existing
+    elif path is not None:
         write_record(path, record, overwrite=overwrite)
+    if path is not None:
         if save_checkpoint:
             from safetensors.torch import save_file
 

@@ -163,3 +163,11 @@ def test_checkpoint_reloads_the_best_model(smoke_config, tmp_path):
     cached = finetune(smoke_config(), results_dir=tmp_path, progress=False)
     reloaded = cached.load_model()
     assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), first.model.state_dict().values()))
+
+
+def test_checkpoint_is_regenerated_for_an_existing_record(smoke_config, tmp_path):
+    first = finetune(smoke_config(), results_dir=tmp_path, progress=False)
+    record_text = first.path.read_text()
+    again = finetune(smoke_config(), results_dir=tmp_path, progress=False, save_checkpoint=True)
+    assert first.path.with_suffix(".safetensors").exists() and first.path.read_text() == record_text
+    assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), first.model.state_dict().values()))
