@@ -63,10 +63,10 @@ class SAM(torch.optim.Optimizer):
             for p in params:
                 self.state[p]["old_p"] = p.detach().clone()
             scale = float(group["rho"] / (grad_norm + 1e-12))
-            e_w = torch._foreach_mul([p.grad for p in params], scale)
-            if group["adaptive"]:
-                torch._foreach_mul_(e_w, torch._foreach_mul(params, params))
-            torch._foreach_add_(params, e_w)
+            grads = [p.grad for p in params]
+            if group["adaptive"]:  # ε̂ = ρ w² g / ‖|w| g‖
+                grads = torch._foreach_mul(grads, torch._foreach_mul(params, params))
+            torch._foreach_add_(params, grads, alpha=scale)
         if zero_grad:
             self.zero_grad()
 
