@@ -145,3 +145,26 @@ def test_encoding_pairs_and_dynamic_padding(glue_dir):
     longest = max(len(f["input_ids"]) for f in features)
     assert batch["input_ids"].shape == (4, longest)
     assert batch["attention_mask"].sum().item() == sum(len(f["input_ids"]) for f in features)
+
+
+def test_squad_json_loading_and_qa_head(tmp_path):
+    import json
+
+    from flatcompress.data import QAExample
+    from flatcompress.models import load_model
+
+    squad = {"data": [{"title": "t", "paragraphs": [{"context": "The tower was finished in 1889.", "qas": [
+        {"id": "q1", "question": "When was it finished?", "answers": [{"text": "1889", "answer_start": 26}]}]}]}]}
+    (tmp_path / "SQuAD").mkdir()
+    for name in ("train-v1.1.json", "dev-v1.1.json"):
+        (tmp_path / "SQuAD" / name).write_text(json.dumps(squad))
+    data = load_task("squad", source="glue_dir", data_dir=tmp_path)
+    example = data.main_eval[0]
+    assert isinstance(example, QAExample) and example.answers == ("1889",)
+    assert example.context[example.answer_starts[0]:].startswith("1889")
+    assert "majority_rate" not in data.info
+    model = load_model("tiny", get_task("squad"))
+    assert model.qa_outputs.out_features == 2
+    (tmp_path / "SQuAD" / "dev-v1.1.json").write_text("{not json")
+    with pytest.raises(DataFormatError, match="not a SQuAD v1.1 JSON file"):
+        load_task("squad", source="glue_dir", data_dir=tmp_path)
