@@ -92,6 +92,3 @@ class FinetuneConfig:
     def result_fields(self) -> dict[str, Any]:
         """The fields that determine the result: the cache key is a hash of these."""
         return {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_FIELDS}
-
-    def replace(self, **changes: Any) -> "FinetuneConfig":
-        return dataclasses.replace(self, **changes)

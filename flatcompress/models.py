@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -150,8 +149,3 @@ def _reinit_head(model: torch.nn.Module) -> None:
         if isinstance(module, torch.nn.Linear):
             module.weight.data.normal_(0.0, 0.02)
             module.bias.data.zero_()
-
-
-def model_path(name: str) -> Path | str:
-    """Where a model's files are (hub id or local directory)."""
-    return get_model_spec(name).location()

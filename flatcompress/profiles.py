@@ -58,7 +58,7 @@ class Profile:
         base = dict(task=name, model=self.model, lr=self.lr, epochs=self.epochs_by_task.get(name, self.epochs),
                     batch_size=self.batch_size, max_length=self.max_length, max_train_examples=self.max_train_examples,
                     max_eval_examples=self.max_eval_examples, num_layers=self.num_layers, profile=self.name)
-        base.update({k: v for k, v in overrides.items()})
+        base.update(overrides)
         return FinetuneConfig(**base)
 
 

@@ -9,7 +9,7 @@ Spearman for STS-B.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 __all__ = ["Task", "TASKS", "get_task", "task_names"]
@@ -33,7 +33,6 @@ class Task:
     eval_splits: tuple[str, ...] = ("validation",)  # first one is the one that selects the best epoch
     description: str = ""
     reference_sparsity: float | None = None  # Chen et al.'s winning-ticket sparsity (paper Table 1 header)
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def main_metric(self) -> str:

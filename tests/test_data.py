@@ -5,7 +5,7 @@ import pytest
 from flatcompress.data import encode, load_task, pad_collate
 from flatcompress.data.hub import read_hub
 from flatcompress.errors import DataFormatError, DataSourceError, HubUnavailableError
-from flatcompress.tasks import TASKS, get_task, task_names
+from flatcompress.tasks import get_task, task_names
 
 # (train rows, dev rows) of the classic GLUE files, from ../shared/data/glue/README.md
 GLUE_SIZES = {"rte": (2490, 277), "mrpc": (3668, 408), "sst2": (67349, 872), "cola": (8551, 1043),
