@@ -67,7 +67,8 @@ def _cmd_sharpness(args: argparse.Namespace) -> int:
     from flatcompress.sharpness_records import measure_sharpness
 
     result, results_dir = _run(args, save_checkpoint=True)
-    record = measure_sharpness(result, results_dir=results_dir, n_examples=args.sharpness_examples)
+    record = measure_sharpness(result, results_dir=results_dir, n_examples=args.sharpness_examples,
+                               cache_gib=args.subspace_cache_gib)
     print(json.dumps({"finetune_record": str(result.path), "score": record["score"], "sharpness": record["sharpness"],
                       "hessian_top_eigenvalue": record["hessian_top_eigenvalue"]}, indent=1))
     return 0
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--save-checkpoint", action="store_true", help="also save the best model's weights")
     ft.set_defaults(func=_cmd_finetune)
     sh.add_argument("--sharpness-examples", type=int, default=256, help="validation examples for the loss (256)")
+    sh.add_argument("--subspace-cache-gib", type=float, default=6.0,
+                    help="memory for keeping the random subspace (speed only; MiniLM-L6: 8.5 GiB fastest, 4.2 at fp16)")
     sh.set_defaults(func=_cmd_sharpness)
     return parser
 

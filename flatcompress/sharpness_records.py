@@ -26,8 +26,11 @@ __all__ = ["measure_sharpness"]
 def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "results",
                       epsilons: Sequence[float] = PAPER_EPSILONS, dim: int = 100, n_examples: int = 256,
                       batch_size: int = 64, seed: int = 0, maxiter: int = 10, hessian_iters: int = 20,
-                      overwrite: bool = False) -> dict[str, Any]:
-    """ε-sharpness (φ, in percent) per ε and the top Hessian eigenvalue of `result`'s best model."""
+                      overwrite: bool = False, cache_gib: float = 6.0) -> dict[str, Any]:
+    """ε-sharpness (φ, in percent) per ε and the top Hessian eigenvalue of `result`'s best model.
+
+    `cache_gib` bounds the memory that keeps the random subspace (speed only; the result is the same).
+    """
     if n_examples < 1 or dim < 1:
         raise ValueError(f"n_examples and dim must be at least 1, got {n_examples} and {dim}")
     config = result.record["config"]
@@ -48,7 +51,7 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
     batches = [pad_collate(features[i:i + batch_size], tokenizer.pad_token_id)
                for i in range(0, len(features), batch_size)]
     loss_fn = batches_loss(batches)
-    table = sharpness_table(model, loss_fn, epsilons, dim, seed, maxiter)
+    table = sharpness_table(model, loss_fn, epsilons, dim, seed, maxiter, cache_gib)
     record = {
         "kind": "sharpness",
         "key": key,

@@ -58,6 +58,10 @@ def test_chunked_subspace_equals_the_dense_matrix():
     assert torch.allclose(sub.pinv_apply(v), lstsq, rtol=1e-3, atol=1e-3)
     again = RandomSubspace(1000, 5, seed=3, chunk_rows=64)
     assert torch.equal(again.dense(), sub.dense())  # seeded
+    for budget in (0.0, 1000 * 5 * 2 / 2**30):  # regenerated, and kept at float16
+        other = RandomSubspace(1000, 5, seed=3, chunk_rows=64, cache_gib=budget)
+        assert torch.equal(other.dense(), sub.dense()) and torch.equal(other.matvec(z), sub.matvec(z))
+    assert sub._cache_dtype == torch.float32 and RandomSubspace(1000, 5, cache_gib=0.0)._cache is None
 
 
 def test_flatter_quadratic_is_less_sharp_and_eps_orders_it():
