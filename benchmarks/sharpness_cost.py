@@ -5,7 +5,7 @@ The random projection is regenerated in chunks, so memory does not hold the n x 
 process's peak resident memory so the claim is measured, not assumed. Loss on 256 Rotten
 Tomatoes examples (batches of 64, length 64).
 
-    python benchmarks/sharpness_cost.py
+    python benchmarks/sharpness_cost.py [--cache-gib 6]   (0 regenerates the subspace for every product)
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def _peak_rss_mib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=256)
+    parser.add_argument("--cache-gib", type=float, default=6.0, help="memory for keeping the subspace (0: regenerate)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "sharpness_cost.json"))
     args = parser.parse_args()
     task = get_task("rotten_tomatoes")
@@ -42,7 +43,7 @@ def main() -> None:
     n = sum(p.numel() for p in model.parameters() if p.requires_grad)
     before = _peak_rss_mib()
     start = time.perf_counter()
-    subspace = RandomSubspace(n, 100, seed=0)
+    subspace = RandomSubspace(n, 100, seed=0, cache_gib=args.cache_gib)
     setup = time.perf_counter() - start
     value = epsilon_sharpness(model, batches_loss(batches), 5e-3, subspace=subspace)
     seconds = time.perf_counter() - start
@@ -52,7 +53,8 @@ def main() -> None:
           f"peak RSS {peak:.0f} MiB (+{peak - before:.0f} MiB during the measurement) vs {dense_gib:.1f} GiB for a dense A")
     write_record(args.out, {"kind": "benchmark", "name": "sharpness_cost",
                             "setup": {"model": "minilm-l6", "examples": args.examples, "dim": 100, "maxiter": 10,
-                                      "epsilon": 5e-3, "device": "cpu"},
+                                      "epsilon": 5e-3, "device": "cpu", "cache_gib": args.cache_gib,
+                                      "cache_dtype": str(subspace._cache_dtype)},
                             "n_parameters": n, "sharpness": value, "seconds": seconds, "subspace_setup_s": setup,
                             "peak_rss_mib": peak, "rss_increase_mib": peak - before, "dense_matrix_gib": dense_gib,
                             "provenance": provenance("cpu")}, overwrite=True)
