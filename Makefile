@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test benchmark clean
+.PHONY: install demo book test benchmark clean
 
 install: $(VENV)/.installed
 
@@ -21,11 +21,19 @@ $(VENV)/.installed: requirements.txt requirements-assets.txt pyproject.toml
 demo: install
 	$(BIN)/flatcompress finetune --task rotten_tomatoes --profile cpu --results-dir runs/demo
 
-test: install
-	$(BIN)/python -m pytest
+# The book: every chapter executed at the cpu tier against the committed records in results/cpu
+# (read-only: nothing trains; a missing record fails the build and names the command that makes it).
+book: install
+	$(BIN)/jupyter-book build . --all -W --keep-going
+
+# Unit tests, the browser check of the built book, and every chapter under nbval at the smoke tier
+# (its runs go to runs/nbval-results, not to results/).
+test: install book
+	FLATCOMPRESS_PROFILE=smoke FLATCOMPRESS_RESULTS_DIR=$(CURDIR)/runs/nbval-results \
+		$(BIN)/python -m pytest --nbval-lax tests book
 
 benchmark: install
 	$(BIN)/python benchmarks/loop_vs_trainer.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache _build

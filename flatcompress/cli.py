@@ -1,4 +1,4 @@
-"""Command line: `flatcompress tasks | models | profiles | finetune | sharpness`."""
+"""Command line: `flatcompress tasks | models | profiles | finetune | sharpness | reproduce`."""
 
 from __future__ import annotations
 
@@ -66,12 +66,31 @@ def _run(args: argparse.Namespace, save_checkpoint: bool):
 def _cmd_sharpness(args: argparse.Namespace) -> int:
     from flatcompress.sharpness_records import measure_sharpness
 
+    settings = dict(get_profile(args.profile).sharpness)
+    if args.sharpness_examples is not None:
+        settings["n_examples"] = args.sharpness_examples
+    if args.sharpness_dim is not None:
+        settings["dim"] = args.sharpness_dim or None
     result, results_dir = _run(args, save_checkpoint=True)
-    record = measure_sharpness(result, results_dir=results_dir, n_examples=args.sharpness_examples,
-                               cache_gib=args.subspace_cache_gib)
+    record = measure_sharpness(result, results_dir=results_dir, cache_gib=args.subspace_cache_gib, **settings)
     print(json.dumps({"finetune_record": str(result.path), "score": record["score"], "sharpness": record["sharpness"],
                       "hessian_top_eigenvalue": record["hessian_top_eigenvalue"]}, indent=1))
     return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from flatcompress.reproduce import parse_parameters, reproduce
+
+    rows = reproduce(args.profile, args.chapters, args.tasks, args.seeds, parse_parameters(args.p or []),
+                     args.results_dir, progress=not args.quiet)
+    if rows:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        print(_table([tuple(columns)] + [tuple(_cell(row.get(c)) for c in columns) for row in rows]))
+    return 0
+
+
+def _cell(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else "" if value is None else str(value)
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
@@ -97,10 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_arguments(p)
     ft.add_argument("--save-checkpoint", action="store_true", help="also save the best model's weights")
     ft.set_defaults(func=_cmd_finetune)
-    sh.add_argument("--sharpness-examples", type=int, default=256, help="validation examples for the loss (256)")
+    sh.add_argument("--sharpness-examples", type=int, help="validation examples for the loss (default: the tier's)")
+    sh.add_argument("--sharpness-dim", type=int, help="random subspace dimension p; 0 = the full parameter space "
+                                                      "(default: the tier's, 100 at cpu)")
     sh.add_argument("--subspace-cache-gib", type=float, default=6.0,
                     help="memory for keeping the random subspace (speed only; MiniLM-L6: 8.5 GiB fastest, 4.2 at fp16)")
     sh.set_defaults(func=_cmd_sharpness)
+    rp = sub.add_parser("reproduce", help="run the book's chapters through papermill (skips finished runs)")
+    rp.add_argument("--profile", required=True, choices=list(PROFILES), metavar="PROFILE",
+                    help=f"scale tier, one of {', '.join(PROFILES)}")
+    rp.add_argument("--chapters", nargs="+", help="chapter names (default: all)")
+    rp.add_argument("--tasks", nargs="+", choices=list(TASKS), metavar="TASK", help="tasks (default: the tier's)")
+    rp.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the tier's)")
+    rp.add_argument("-p", action="append", metavar="KEY=VALUE", help="a chapter parameter (repeatable)")
+    rp.add_argument("--results-dir", help="where records and executed notebooks go (default: results/<profile>)")
+    rp.add_argument("--quiet", action="store_true", help="no progress bars")
+    rp.set_defaults(func=_cmd_reproduce)
     return parser
 
 

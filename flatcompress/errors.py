@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["DataFormatError", "DataSourceError", "HubUnavailableError", "NonFiniteLossError", "RecordExistsError"]
+__all__ = ["DataFormatError", "DataSourceError", "HubUnavailableError", "MissingRecordError", "NonFiniteLossError",
+           "RecordExistsError"]
 
 
 class DataSourceError(RuntimeError):
@@ -23,3 +24,7 @@ class NonFiniteLossError(FloatingPointError):
 
 class RecordExistsError(FileExistsError):
     """A result record already exists and overwriting it was not asked for."""
+
+
+class MissingRecordError(FileNotFoundError):
+    """A result was asked for without permission to compute it, and its record does not exist."""

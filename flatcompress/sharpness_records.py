@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from flatcompress.data import encode, load_task, pad_collate
+from flatcompress.errors import MissingRecordError
 from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.records import config_key, read_record, record_path, write_record
@@ -24,14 +25,16 @@ __all__ = ["measure_sharpness"]
 
 
 def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "results",
-                      epsilons: Sequence[float] = PAPER_EPSILONS, dim: int = 100, n_examples: int = 256,
+                      epsilons: Sequence[float] = PAPER_EPSILONS, dim: int | None = 100, n_examples: int = 256,
                       batch_size: int = 64, seed: int = 0, maxiter: int = 10, hessian_iters: int = 20,
-                      overwrite: bool = False, cache_gib: float = 6.0) -> dict[str, Any]:
+                      overwrite: bool = False, cache_gib: float = 6.0, compute: bool = True) -> dict[str, Any]:
     """ε-sharpness (φ, in percent) per ε and the top Hessian eigenvalue of `result`'s best model.
 
+    `dim=None` searches the full parameter space (Keskar's A = I) instead of a random subspace.
     `cache_gib` bounds the memory that keeps the random subspace (speed only; the result is the same).
+    With `compute=False` the record is only looked up (`MissingRecordError` when it is absent).
     """
-    if n_examples < 1 or dim < 1:
+    if n_examples < 1 or (dim is not None and dim < 1):
         raise ValueError(f"n_examples and dim must be at least 1, got {n_examples} and {dim}")
     config = result.record["config"]
     settings = {"finetune_key": result.record["key"], "epsilons": list(epsilons), "dim": dim, "n_examples": n_examples,
@@ -42,7 +45,9 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
         stem = f"{config['model']}-{config['optimizer']}-seed{config['seed']}"
         path = record_path(results_dir, "sharpness", config["task"], stem, key)
         if path.exists() and not overwrite:
-            return read_record(path)
+            return {**read_record(path), "path": str(path)}
+    if not compute:
+        raise MissingRecordError(f"no sharpness record {path}" if path else "compute=False needs a results_dir")
     start = time.perf_counter()
     model = result.load_model()
     data = load_task(config["task"], config["source"], config.get("data_dir"), None, n_examples, config["data_seed"])
@@ -68,4 +73,4 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
     }
     if path is not None:
         write_record(path, record, overwrite=overwrite)
-    return record
+    return {**record, "path": str(path) if path else None}

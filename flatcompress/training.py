@@ -29,7 +29,7 @@ from tqdm import tqdm
 from flatcompress.config import FinetuneConfig
 from flatcompress.data import encode, load_task, pad_collate
 from flatcompress.device import autocast, pick_device
-from flatcompress.errors import NonFiniteLossError
+from flatcompress.errors import MissingRecordError, NonFiniteLossError
 from flatcompress.masks import Masks, apply_masks, mask_gradients, masks_fingerprint, masks_sparsity
 from flatcompress.metrics import METRICS
 from flatcompress.models import load_model, load_tokenizer
@@ -121,12 +121,13 @@ def _linear_decay(total_steps: int) -> Callable[[int], float]:
 
 def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: str | Path | None = "results",
              overwrite: bool = False, progress: bool = True, save_checkpoint: bool = False,
-             device: str | None = None) -> FinetuneResult:
+             device: str | None = None, compute: bool = True) -> FinetuneResult:
     """Fine-tune `config.model` on `config.task` and return the best-epoch result.
 
     With `results_dir` set, the run writes `<results_dir>/finetune/<task>/<model>-<optimizer>-seed<seed>-<key>.json`
     and, while running, a `.partial.pt` snapshot after every epoch (removed at the end).
-    With `results_dir=None` nothing is written and nothing is resumed.
+    With `results_dir=None` nothing is written and nothing is resumed. With `compute=False` the run is
+    only looked up: a missing record raises `MissingRecordError` (the book build never trains).
     """
     fields = config.result_fields()
     if masks is not None:
@@ -138,9 +139,11 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
         path = record_path(results_dir, "finetune", config.task, stem, key)
         if path.exists() and not overwrite:
             existing = read_record(path)
-            if not save_checkpoint or path.with_suffix(".safetensors").exists():
+            if not compute or not save_checkpoint or path.with_suffix(".safetensors").exists():
                 return FinetuneResult(existing, path, cached=True)
             # The record exists but its weights were not kept: train again (deterministic) for them, keep the record.
+    if not compute:
+        raise MissingRecordError(f"no result record {path}" if path else "compute=False needs a results_dir")
 
     start_time = time.perf_counter()
     task = get_task(config.task)

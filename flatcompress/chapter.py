@@ -1,0 +1,160 @@
+"""What a book chapter needs from the library: its tier, where its records live, and runs that are read or computed.
+
+A chapter opens a `Chapter` from its papermill parameters and asks it for runs:
+
+    ch = Chapter.open("train-flat", profile="cpu", compute=False)
+    result = ch.finetune("rte", optimizer="sam", seed=0)
+
+With `compute=False` (how the book is built) a run is only read from its committed result record,
+and a missing record raises `MissingRecordError` naming the command that produces it, so the build
+never trains a model. With `compute=True` (`flatcompress reproduce`, Colab, a laptop) missing runs
+are computed and their records written; finished ones come back from the records. The `smoke`
+tier always computes: it takes seconds and is what nbval runs.
+
+Records live under `<results root>/<profile>/`, where the root is `$FLATCOMPRESS_RESULTS_DIR`, else
+the `results/` folder of the flatcompress checkout the notebook runs in, else `./results`.
+"""
+
+from __future__ import annotations
+
+import os
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from flatcompress.errors import MissingRecordError
+from flatcompress.profiles import Profile, get_profile
+from flatcompress.tasks import get_task
+from flatcompress.training import FinetuneResult, finetune
+
+__all__ = ["Chapter", "results_root", "environment"]
+
+
+def results_root(start: str | Path | None = None) -> Path:
+    """Where result records live (see the module docstring)."""
+    if os.environ.get("FLATCOMPRESS_RESULTS_DIR"):
+        return Path(os.environ["FLATCOMPRESS_RESULTS_DIR"])
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "flatcompress" / "chapter.py").is_file() and (folder / "_toc.yml").is_file():
+            return folder / "results"
+    return Path("results")
+
+
+def environment() -> dict[str, str]:
+    """The versions and device a chapter runs with (printed in every chapter's first cell)."""
+    import platform
+
+    import torch
+    import transformers
+
+    import flatcompress
+    from flatcompress.provenance import device_name
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return {"flatcompress": flatcompress.__version__, "torch": torch.__version__,
+            "transformers": transformers.__version__, "python": platform.python_version(),
+            "device": device_name(device)}
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter's runs at one tier. Build it with `Chapter.open`."""
+
+    name: str
+    profile: Profile
+    compute: bool
+    results_dir: Path
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    used: list[str] = field(default_factory=list, compare=False, repr=False)  # records this chapter read or wrote
+
+    @classmethod
+    def open(cls, name: str, profile: str = "cpu", compute: bool = False, tasks: Sequence[str] | None = None,
+             seeds: Sequence[int] | None = None, results_dir: str | Path | None = None) -> "Chapter":
+        """Validate the chapter's parameters before anything runs; `None` means the tier's default."""
+        tier = get_profile(profile)
+        task_names = tuple(get_task(t).name for t in (tasks if tasks is not None else tier.tasks))
+        seed_list = tuple(int(s) for s in (seeds if seeds is not None else tier.seeds))
+        if not task_names or not seed_list:
+            raise ValueError("a chapter needs at least one task and one seed")
+        if any(s < 0 for s in seed_list):
+            raise ValueError(f"seeds must be non-negative integers, got {list(seed_list)}")
+        root = Path(results_dir) if results_dir is not None else results_root() / tier.name
+        return cls(name, tier, bool(compute) or tier.name == "smoke", root, task_names, seed_list)
+
+    def command(self, task: str | None = None, seed: int | None = None) -> str:
+        """The shell command that computes this chapter's runs (or one task and seed of them)."""
+        parts = ["flatcompress reproduce", f"--profile {self.profile.name}", f"--chapters {self.name}"]
+        if task is not None:
+            parts.append(f"--tasks {task}")
+        if seed is not None:
+            parts.append(f"--seeds {seed}")
+        return " ".join(parts)
+
+    def _missing(self, exc: MissingRecordError, what: str, task: str, seed: int) -> MissingRecordError:
+        return MissingRecordError(f"{what} has no result record at the {self.profile.name!r} tier ({exc}). "
+                                  f"Produce it with `{self.command(task, seed)}`, or open the chapter with compute=True.")
+
+    def config(self, task: str, optimizer: str = "adamw", seed: int = 0, rho: float = 0.05, **overrides: Any):
+        """The tier's `FinetuneConfig` for one run (SAM's rho recorded explicitly)."""
+        if optimizer == "sam":
+            overrides.setdefault("optimizer_kwargs", {"rho": rho})
+        return self.profile.config(task, optimizer=optimizer, seed=seed, **overrides)
+
+    def finetune(self, task: str, optimizer: str = "adamw", seed: int = 0, save_checkpoint: bool = True,
+                 **overrides: Any) -> FinetuneResult:
+        """Fine-tune (or read) one run of this tier, keeping its weights for `sharpness` (and later chapters)."""
+        config = self.config(task, optimizer, seed, **overrides)
+        try:
+            result = finetune(config, results_dir=self.results_dir, progress=self.compute, compute=self.compute,
+                              save_checkpoint=save_checkpoint)
+        except MissingRecordError as exc:
+            raise self._missing(exc, f"{task} fine-tuned with {optimizer} (seed {seed})", task, seed) from None
+        self.used.append(str(result.path))
+        return result
+
+    def sharpness(self, task: str, optimizer: str = "adamw", seed: int = 0, full_space: bool = False) -> dict[str, Any]:
+        """The sharpness record (Table 3) of one fine-tuned run of this tier.
+
+        `full_space=True` searches all parameters (Keskar's A = I) instead of the tier's random subspace.
+        """
+        from flatcompress.sharpness_records import measure_sharpness
+
+        result = self.finetune(task, optimizer, seed, save_checkpoint=True)
+        settings = {**self.profile.sharpness, **({"dim": None} if full_space else {})}
+        try:
+            record = measure_sharpness(result, results_dir=self.results_dir, compute=self.compute, **settings)
+        except MissingRecordError as exc:
+            raise self._missing(exc, f"the sharpness of {task} with {optimizer} (seed {seed})", task, seed) from None
+        self.used.append(record["path"])
+        return record
+
+    def dropout_replay(self, task: str, optimizer: str = "sam", seed: int = 0) -> dict[str, Any]:
+        """The dropout-replay record of one fine-tuned run: the loss rise SAM sees with and without replay."""
+        from flatcompress.dropout_replay import measure_dropout_replay
+
+        result = self.finetune(task, optimizer, seed)
+        try:
+            record = measure_dropout_replay(result, results_dir=self.results_dir, compute=self.compute)
+        except MissingRecordError as exc:
+            raise self._missing(exc, f"the dropout-replay check of {task} with {optimizer} (seed {seed})", task,
+                                seed) from None
+        self.used.append(record["path"])
+        return record
+
+    def save_summary(self, rows: list[dict[str, Any]]) -> Path | None:
+        """Write the chapter's paper-vs-ours rows and the records behind them for `flatcompress reproduce`.
+
+        Nothing is written when the chapter only reads (the book build).
+        """
+        if not self.compute:
+            return None
+        path = self.results_dir / "chapters" / f"{self.name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"chapter": self.name, "profile": self.profile.name, "tasks": list(self.tasks),
+                   "seeds": list(self.seeds), "summary": rows,
+                   "records": sorted({os.path.relpath(p, self.results_dir) for p in self.used})}
+        path.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+        return path

@@ -1,0 +1,44 @@
+"""What a tier costs: CPU time measured from the result records, GPU-hours estimated for the GPU tiers.
+
+The GPU estimate is arithmetic, not a measurement: training examples x epochs x forward-backward
+passes (1 for Adam, 2 for SAM) x seeds, divided by an assumed throughput for BERT-base at length 128
+with mixed precision on one Colab-class GPU (`ASSUMED_EXAMPLES_PER_SECOND`). Replace the assumption
+with your own measurement to re-estimate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from flatcompress.profiles import get_profile
+from flatcompress.records import iter_records
+
+__all__ = ["TRAIN_SIZES", "ASSUMED_EXAMPLES_PER_SECOND", "measured_minutes", "finetune_gpu_hours"]
+
+# Training-set sizes of the paper's tasks (GLUE train splits; SQuAD v1.1 train).
+TRAIN_SIZES = {"mnli": 392_702, "qqp": 363_846, "qnli": 104_743, "sst2": 67_349, "cola": 8_551, "stsb": 5_749,
+               "mrpc": 3_668, "rte": 2_490, "squad": 87_599}
+ASSUMED_EXAMPLES_PER_SECOND = 150.0  # BERT-base, length 128, fp16, a T4-class GPU: an assumption, not a measurement
+
+
+def measured_minutes(results_dir: str | Path) -> dict[str, float]:
+    """Wall-clock minutes recorded under `results_dir`, per record kind (finetune, sharpness, ...)."""
+    out: dict[str, float] = {}
+    if not Path(results_dir).is_dir():
+        return out
+    for record in iter_records(results_dir):
+        if "wall_time_s" in record and "kind" in record:
+            out[record["kind"]] = out.get(record["kind"], 0.0) + record["wall_time_s"] / 60
+    return out
+
+
+def finetune_gpu_hours(profile: str, optimizers: Sequence[str] = ("adamw", "sam"),
+                       tasks: Sequence[str] | None = None) -> float:
+    """Estimated GPU-hours to fine-tune every task of a full-data tier once per optimizer and seed."""
+    tier = get_profile(profile)
+    if tier.max_train_examples is not None:
+        raise ValueError(f"{profile!r} trains on subsets; its cost is measured, not estimated")
+    passes = sum(2 if o == "sam" else 1 for o in optimizers)
+    examples = sum(TRAIN_SIZES[t] * tier.epochs_by_task.get(t, tier.epochs) for t in (tasks or tier.tasks))
+    return examples * passes * len(tier.seeds) / ASSUMED_EXAMPLES_PER_SECOND / 3600

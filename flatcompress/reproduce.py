@@ -1,0 +1,126 @@
+"""`flatcompress reproduce`: run the book's chapters in batch through papermill.
+
+Each chapter is a notebook in `book/` with a papermill `parameters` cell (`profile`, `compute`,
+`tasks`, `seeds`, `results_dir` and chapter-specific ones). `reproduce` checks every argument
+before anything runs, executes the chapters with `compute=True` (the library skips every run whose
+record exists, and an interrupted run resumes from its last epoch), writes the executed notebooks
+to `<results>/<profile>/notebooks/`, stamps each finished chapter, and prints the chapters'
+paper-vs-ours summaries. A chapter whose stamp and records all exist is skipped without starting a
+kernel, so a second invocation of a finished batch does nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from flatcompress.chapter import results_root
+from flatcompress.profiles import get_profile
+from flatcompress.records import config_key
+from flatcompress.tasks import get_task
+
+__all__ = ["CHAPTERS", "BookChapter", "book_dir", "parse_parameters", "reproduce"]
+
+
+@dataclass(frozen=True)
+class BookChapter:
+    name: str
+    notebook: str  # relative to book/
+    reproduces: str
+
+
+CHAPTERS: dict[str, BookChapter] = {c.name: c for c in [
+    BookChapter("train-flat", "train-flat.ipynb", "SAM finds flatter minima (Table 3, Table 5 Full FT rows)"),
+]}
+
+_RESERVED = {"profile", "compute", "tasks", "seeds", "results_dir"}
+
+
+def book_dir() -> Path:
+    """The checkout's `book/` folder (the chapters are notebooks in the repository, not in the package)."""
+    folder = results_root().parent / "book"
+    if not (folder / CHAPTERS["train-flat"].notebook).is_file():
+        raise FileNotFoundError("the chapters are notebooks in the flatcompress repository's book/ folder: "
+                                "run `flatcompress reproduce` inside a checkout, or set FLATCOMPRESS_RESULTS_DIR "
+                                "to <checkout>/results")
+    return folder
+
+
+def parse_parameters(items: Sequence[str]) -> dict[str, Any]:
+    """`key=value` strings to a dict; values are Python literals (`3`, `0.1`, `[1, 2]`) or plain strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"-p expects key=value with a Python identifier as key, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def _stamp_path(results_dir: Path, chapter: str, parameters: dict[str, Any]) -> Path:
+    return results_dir / "chapters" / f"{chapter}-{config_key(parameters)[:12]}.done.json"
+
+
+def _is_done(stamp: Path, results_dir: Path) -> bool:
+    """The chapter finished with these parameters and every record it used is still there."""
+    if not stamp.is_file():
+        return False
+    return all((results_dir / r).is_file() for r in json.loads(stamp.read_text())["records"])
+
+
+def reproduce(profile: str, chapters: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
+              seeds: Sequence[int] | None = None, parameters: dict[str, Any] | None = None,
+              results_dir: str | Path | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Run the chapters at `profile`; returns one summary row per chapter and paper-vs-ours line."""
+    import papermill
+
+    tier = get_profile(profile)
+    names = list(chapters) if chapters else list(CHAPTERS)
+    unknown = [c for c in names if c not in CHAPTERS]
+    if unknown:
+        raise ValueError(f"unknown chapter(s) {unknown}; chapters: {', '.join(CHAPTERS)}")
+    task_list = [get_task(t).name for t in tasks] if tasks else None
+    if seeds is not None and any(int(s) < 0 for s in seeds):
+        raise ValueError(f"seeds must be non-negative integers, got {list(seeds)}")
+    extra = dict(parameters or {})
+    clash = _RESERVED & set(extra)
+    if clash:
+        raise ValueError(f"set {sorted(clash)} with their own options (--profile, --tasks, --seeds), not -p")
+    folder = book_dir()
+    for name in names:
+        declared = set(papermill.inspect_notebook(str(folder / CHAPTERS[name].notebook)))
+        bad = set(extra) - declared
+        if bad:
+            raise ValueError(f"chapter {name!r} has no parameter(s) {sorted(bad)}; its parameters: "
+                             f"{', '.join(sorted(declared))}")
+    out_root = Path(results_dir) if results_dir is not None else results_root() / tier.name
+
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        params = {"profile": tier.name, "compute": True, "tasks": task_list,
+                  "seeds": [int(s) for s in seeds] if seeds is not None else None,
+                  "results_dir": str(out_root.resolve()), **extra}
+        settings = {k: v for k, v in params.items() if k != "results_dir"}
+        stamp = _stamp_path(out_root, name, settings)
+        if _is_done(stamp, out_root):
+            print(f"[{name}] done before: skipped ({stamp})")
+        else:
+            output = out_root / "notebooks" / f"{name}.ipynb"
+            output.parent.mkdir(parents=True, exist_ok=True)
+            print(f"[{name}] running at {tier.name} -> {output}")
+            start = time.perf_counter()
+            papermill.execute_notebook(str(folder / CHAPTERS[name].notebook), str(output), parameters=params,
+                                       cwd=str(folder), progress_bar=progress, kernel_name="python3")
+            summary = json.loads((out_root / "chapters" / f"{name}.json").read_text())
+            summary.update(parameters=settings, wall_time_s=time.perf_counter() - start,
+                           notebook=str(output.relative_to(out_root)))
+            stamp.write_text(json.dumps(summary, indent=1) + "\n")
+        rows += [{"chapter": name, **row} for row in json.loads(stamp.read_text())["summary"]]
+    return rows

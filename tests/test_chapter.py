@@ -1,0 +1,50 @@
+"""The chapter session: parameter checks, read-only mode, computed runs, and the summary for `reproduce`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flatcompress.chapter import Chapter, results_root
+from flatcompress.errors import MissingRecordError
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"profile": "laptop"}, "unknown profile"),
+    ({"tasks": ["imdb"]}, "unknown task"),
+    ({"seeds": [-1]}, "non-negative"),
+    ({"tasks": []}, "at least one task"),
+])
+def test_bad_parameters_fail_before_anything_runs(tmp_path, kwargs, message):
+    with pytest.raises((ValueError, KeyError), match=message):
+        Chapter.open("train-flat", results_dir=tmp_path, **kwargs)
+
+
+def test_read_only_names_the_command_that_produces_a_missing_record(tmp_path):
+    ch = Chapter.open("train-flat", "cpu", compute=False, tasks=["rte"], seeds=[0], results_dir=tmp_path)
+    with pytest.raises(MissingRecordError, match="flatcompress reproduce --profile cpu --chapters train-flat "
+                                                 "--tasks rte --seeds 0"):
+        ch.finetune("rte", "sam", 0)
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_smoke_always_computes_and_then_reads(tmp_path):
+    ch = Chapter.open("train-flat", "smoke", compute=False, tasks=["rotten_tomatoes"], results_dir=tmp_path)
+    assert ch.compute  # the smoke tier takes seconds: nbval runs it without a record
+    first = ch.finetune("rotten_tomatoes", "sam", 0)
+    assert not first.cached and first.record["config"]["optimizer_kwargs"] == {"rho": 0.05}
+    reader = Chapter.open("train-flat", "smoke", tasks=["rotten_tomatoes"], results_dir=tmp_path)
+    again = reader.finetune("rotten_tomatoes", "sam", 0)
+    assert again.cached and again.record["metrics"] == first.record["metrics"] and again.path == first.path
+    summary = json.loads(ch.save_summary([{"what": "x", "ours": 1.0}]).read_text())
+    assert summary["records"] == [str(first.path.relative_to(tmp_path))]  # relative: no machine paths
+
+
+def test_results_root_prefers_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLATCOMPRESS_RESULTS_DIR", str(tmp_path))
+    assert results_root() == tmp_path
+    monkeypatch.delenv("FLATCOMPRESS_RESULTS_DIR")
+    from pathlib import Path
+    repo = Path(__file__).resolve().parent.parent
+    assert results_root(repo / "book") == repo / "results"

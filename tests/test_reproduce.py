@@ -1,0 +1,53 @@
+"""`flatcompress reproduce`: argument checks before anything runs, a full smoke batch, and a resumed one."""
+
+from __future__ import annotations
+
+import pytest
+
+from flatcompress.cli import main
+from flatcompress.reproduce import parse_parameters, reproduce
+
+
+def test_parameters_parse_as_python_literals_or_strings():
+    assert parse_parameters(["full_space_task=rte", "x=3", "y=[1, 2]"]) == {"full_space_task": "rte", "x": 3,
+                                                                           "y": [1, 2]}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_parameters(["novalue"])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"chapters": ["lottery"]}, "unknown chapter"),
+    ({"parameters": {"learning_rate": 1}}, "no parameter"),
+    ({"parameters": {"profile": "cpu"}}, "own options"),
+    ({"tasks": ["imdb"]}, "unknown task"),
+    ({"seeds": [-2]}, "non-negative"),
+])
+def test_bad_arguments_fail_before_anything_runs(tmp_path, kwargs, message):
+    with pytest.raises((ValueError, KeyError), match=message):
+        reproduce("smoke", results_dir=tmp_path, **kwargs)
+    assert not any(tmp_path.iterdir())
+
+
+def test_cli_rejects_an_unknown_profile(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "--profile", "laptop"])
+    assert exc.value.code == 2 and "laptop" in capsys.readouterr().err
+
+
+def test_smoke_batch_runs_every_chapter_then_skips_it(tmp_path, capsys):
+    assert main(["reproduce", "--profile", "smoke", "--tasks", "rotten_tomatoes", "--results-dir", str(tmp_path),
+                 "--quiet"]) == 0
+    first = capsys.readouterr().out
+    notebook = tmp_path / "notebooks" / "train-flat.ipynb"
+    assert notebook.is_file() and "running at smoke" in first
+    assert "accuracy (Table 5 Full FT)" in first and "rotten_tomatoes" in first  # the summary table
+    stamps = list((tmp_path / "chapters").glob("train-flat-*.done.json"))
+    assert len(stamps) == 1
+    mtime = notebook.stat().st_mtime_ns
+
+    assert main(["reproduce", "--profile", "smoke", "--tasks", "rotten_tomatoes", "--results-dir", str(tmp_path),
+                 "--quiet"]) == 0
+    second = capsys.readouterr().out
+    assert "skipped" in second and "running" not in second
+    assert notebook.stat().st_mtime_ns == mtime
+    assert second.splitlines()[-1] == first.splitlines()[-1]  # same summary
