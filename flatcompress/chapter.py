@@ -103,17 +103,36 @@ class Chapter:
             overrides.setdefault("optimizer_kwargs", {"rho": rho})
         return self.profile.config(task, optimizer=optimizer, seed=seed, **overrides)
 
-    def finetune(self, task: str, optimizer: str = "adamw", seed: int = 0, save_checkpoint: bool = True,
-                 **overrides: Any) -> FinetuneResult:
-        """Fine-tune (or read) one run of this tier, keeping its weights for `sharpness` (and later chapters)."""
+    def finetune(self, task: str, optimizer: str = "adamw", seed: int = 0, **overrides: Any) -> FinetuneResult:
+        """Read one run of this tier, or (compute=True) fine-tune it, keeping its weights for later measurements."""
+        return self._finetune(task, optimizer, seed, False, **overrides)
+
+    def _finetune(self, task: str, optimizer: str, seed: int, need_weights: bool, **overrides: Any) -> FinetuneResult:
         config = self.config(task, optimizer, seed, **overrides)
+        result = None
         try:
-            result = finetune(config, results_dir=self.results_dir, progress=self.compute, compute=self.compute,
-                              save_checkpoint=save_checkpoint)
+            result = finetune(config, results_dir=self.results_dir, progress=False, compute=False)
         except MissingRecordError as exc:
-            raise self._missing(exc, f"{task} fine-tuned with {optimizer} (seed {seed})", task, seed) from None
+            if not self.compute:
+                raise self._missing(exc, f"{task} fine-tuned with {optimizer} (seed {seed})", task, seed) from None
+        if result is None or (need_weights and not result.path.with_suffix(".safetensors").exists()):
+            # train (or, for a record whose weights were not kept, train again: deterministic) and keep the weights
+            result = finetune(config, results_dir=self.results_dir, progress=True, save_checkpoint=True)
         self.used.append(str(result.path))
         return result
+
+    def _measure(self, measure: Any, what: str, task: str, optimizer: str, seed: int, **settings: Any) -> dict[str, Any]:
+        """A measurement record of one run: read it, or (compute=True) measure the run's weights."""
+        result = self._finetune(task, optimizer, seed, False)
+        try:
+            record = measure(result, results_dir=self.results_dir, compute=False, **settings)
+        except MissingRecordError as exc:
+            if not self.compute:
+                raise self._missing(exc, f"{what} of {task} with {optimizer} (seed {seed})", task, seed) from None
+            result = self._finetune(task, optimizer, seed, True)
+            record = measure(result, results_dir=self.results_dir, compute=True, **settings)
+        self.used.append(record["path"])
+        return record
 
     def sharpness(self, task: str, optimizer: str = "adamw", seed: int = 0, full_space: bool = False) -> dict[str, Any]:
         """The sharpness record (Table 3) of one fine-tuned run of this tier.
@@ -122,27 +141,14 @@ class Chapter:
         """
         from flatcompress.sharpness_records import measure_sharpness
 
-        result = self.finetune(task, optimizer, seed, save_checkpoint=True)
         settings = {**self.profile.sharpness, **({"dim": None} if full_space else {})}
-        try:
-            record = measure_sharpness(result, results_dir=self.results_dir, compute=self.compute, **settings)
-        except MissingRecordError as exc:
-            raise self._missing(exc, f"the sharpness of {task} with {optimizer} (seed {seed})", task, seed) from None
-        self.used.append(record["path"])
-        return record
+        return self._measure(measure_sharpness, "the sharpness", task, optimizer, seed, **settings)
 
     def dropout_replay(self, task: str, optimizer: str = "sam", seed: int = 0) -> dict[str, Any]:
         """The dropout-replay record of one fine-tuned run: the loss rise SAM sees with and without replay."""
         from flatcompress.dropout_replay import measure_dropout_replay
 
-        result = self.finetune(task, optimizer, seed)
-        try:
-            record = measure_dropout_replay(result, results_dir=self.results_dir, compute=self.compute)
-        except MissingRecordError as exc:
-            raise self._missing(exc, f"the dropout-replay check of {task} with {optimizer} (seed {seed})", task,
-                                seed) from None
-        self.used.append(record["path"])
-        return record
+        return self._measure(measure_dropout_replay, "the dropout-replay check", task, optimizer, seed)
 
     def save_summary(self, rows: list[dict[str, Any]]) -> Path | None:
         """Write the chapter's paper-vs-ours rows and the records behind them for `flatcompress reproduce`.

@@ -48,3 +48,19 @@ def test_results_root_prefers_the_environment(tmp_path, monkeypatch):
     from pathlib import Path
     repo = Path(__file__).resolve().parent.parent
     assert results_root(repo / "book") == repo / "results"
+
+
+def test_measurements_are_read_without_weights_and_computed_only_when_missing(tmp_path):
+    ch = Chapter.open("train-flat", "smoke", tasks=["rotten_tomatoes"], results_dir=tmp_path)
+    result = ch.finetune("rotten_tomatoes", "adamw", 0)
+    weights = result.path.with_suffix(".safetensors")
+    assert weights.is_file()  # computed runs keep their weights for later measurements
+    record = ch.dropout_replay("rotten_tomatoes", "adamw", 0)
+    assert record["kind"] == "dropout_replay" and len(record["rows"]) == 16
+    weights.unlink()  # e.g. a fresh clone: records are committed, weights are not
+    again = ch.dropout_replay("rotten_tomatoes", "adamw", 0)
+    assert again["rows"] == record["rows"] and not weights.exists()  # read, nothing retrained
+
+    reader = Chapter.open("train-flat", "cpu", tasks=["rotten_tomatoes"], results_dir=tmp_path / "cpu")
+    with pytest.raises(MissingRecordError, match="--tasks rotten_tomatoes --seeds 0"):
+        reader.dropout_replay("rotten_tomatoes", "sam", 0)
