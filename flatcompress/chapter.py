@@ -12,7 +12,8 @@ are computed and their records written; finished ones come back from the records
 tier always computes: it takes seconds and is what nbval runs.
 
 Records live under `<results root>/<profile>/`, where the root is `$FLATCOMPRESS_RESULTS_DIR`, else
-the `results/` folder of the flatcompress checkout the notebook runs in, else `./results`.
+the `results/` folder of the flatcompress checkout (the one the notebook runs in, or the one an
+editable install points to), else `./results`.
 """
 
 from __future__ import annotations
@@ -28,18 +29,26 @@ from flatcompress.profiles import Profile, get_profile
 from flatcompress.tasks import get_task
 from flatcompress.training import FinetuneResult, finetune
 
-__all__ = ["Chapter", "results_root", "environment"]
+__all__ = ["Chapter", "checkout_root", "results_root", "environment"]
+
+
+def checkout_root(start: str | Path | None = None) -> Path | None:
+    """The flatcompress repository this code runs in: above `start` (the working directory), else the
+    checkout of an editable install; None for a plain `pip install`."""
+    here = Path(start or Path.cwd()).resolve()
+    package_checkout = Path(__file__).resolve().parent.parent
+    for folder in (here, *here.parents, package_checkout):
+        if (folder / "flatcompress" / "chapter.py").is_file() and (folder / "_toc.yml").is_file():
+            return folder
+    return None
 
 
 def results_root(start: str | Path | None = None) -> Path:
     """Where result records live (see the module docstring)."""
     if os.environ.get("FLATCOMPRESS_RESULTS_DIR"):
         return Path(os.environ["FLATCOMPRESS_RESULTS_DIR"])
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "flatcompress" / "chapter.py").is_file() and (folder / "_toc.yml").is_file():
-            return folder / "results"
-    return Path("results")
+    checkout = checkout_root(start)
+    return checkout / "results" if checkout else Path("results")
 
 
 def environment() -> dict[str, str]:

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from flatcompress.chapter import checkout_root
+from flatcompress.profiles import get_profile
 from flatcompress.records import iter_records
 
 __all__ = ["Claim", "CLAIMS", "Verdict", "scorecard", "flatness_verdict", "VERDICTS"]
 
 VERDICTS = ("reproduced", "not reproduced at this scale", "contradicted", "not run yet", "not testable offline")
-TIERS = ("paper", "colab", "cpu", "smoke")  # the largest tier with records speaks for a claim
+TIERS = ("paper", "colab", "cpu")  # the largest tier with records speaks for a claim (smoke models are random)
 
 
 @dataclass(frozen=True)
@@ -76,15 +78,16 @@ def flatness_verdict(results_dir: Path, epsilon: str = "0.005", dim: int | None 
 
 def _judge_flatness(root: Path) -> Verdict:
     for tier in TIERS:
-        verdict = flatness_verdict(root / tier)
+        verdict = flatness_verdict(root / tier, dim=get_profile(tier).sharpness.get("dim", 100))
         if verdict is not None:
             return Verdict(verdict.status, verdict.ours, tier)
     return Verdict("not run yet", "")
 
 
 def _judge_sam_cost(root: Path) -> Verdict:
-    path = root.parent / "benchmarks" / "results" / "sam_vs_adamw.json"  # root is the checkout's results/
-    if not path.is_file():
+    checkout = checkout_root()
+    path = checkout / "benchmarks" / "results" / "sam_vs_adamw.json" if checkout else None
+    if path is None or not path.is_file():
         return Verdict("not run yet", "")
     record: dict[str, Any] = json.loads(path.read_text())
     ratio = record["ratio"]

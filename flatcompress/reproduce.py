@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from flatcompress.chapter import results_root
+from flatcompress.chapter import checkout_root, results_root
 from flatcompress.profiles import get_profile
 from flatcompress.records import config_key
 from flatcompress.tasks import get_task
@@ -42,12 +42,12 @@ _RESERVED = {"profile", "compute", "tasks", "seeds", "results_dir"}
 
 def book_dir() -> Path:
     """The checkout's `book/` folder (the chapters are notebooks in the repository, not in the package)."""
-    folder = results_root().parent / "book"
-    if not (folder / CHAPTERS["train-flat"].notebook).is_file():
-        raise FileNotFoundError("the chapters are notebooks in the flatcompress repository's book/ folder: "
-                                "run `flatcompress reproduce` inside a checkout, or set FLATCOMPRESS_RESULTS_DIR "
-                                "to <checkout>/results")
-    return folder
+    checkout = checkout_root()
+    if checkout is None:
+        raise FileNotFoundError("the chapters are notebooks in the flatcompress repository's book/ folder: run "
+                                "`flatcompress reproduce` inside a clone (or with flatcompress installed from one, "
+                                "pip install -e)")
+    return checkout / "book"
 
 
 def parse_parameters(items: Sequence[str]) -> dict[str, Any]:
