@@ -64,3 +64,17 @@ def test_measurements_are_read_without_weights_and_computed_only_when_missing(tm
     reader = Chapter.open("train-flat", "cpu", tasks=["rotten_tomatoes"], results_dir=tmp_path / "cpu")
     with pytest.raises(MissingRecordError, match="--tasks rotten_tomatoes --seeds 0"):
         reader.dropout_replay("rotten_tomatoes", "sam", 0)
+
+
+def test_the_chapter_notebook_stops_on_a_missing_record_with_the_command(tmp_path):
+    """What the book build does at the cpu tier when a record is missing (papermill stands in for the build)."""
+    import papermill
+    from pathlib import Path
+
+    book = Path(__file__).resolve().parent.parent / "book"
+    with pytest.raises(papermill.PapermillExecutionError, match="flatcompress reproduce --profile cpu --chapters "
+                                                                 "train-flat --tasks rotten_tomatoes --seeds 0"):
+        papermill.execute_notebook(str(book / "train-flat.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(book),
+                                   parameters={"profile": "cpu", "results_dir": str(tmp_path / "empty")},
+                                   progress_bar=False, kernel_name="python3")
+    assert not (tmp_path / "empty").exists()  # nothing was trained or written
