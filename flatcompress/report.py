@@ -13,7 +13,7 @@ import pandas as pd
 
 from flatcompress.paper import paper_value
 
-__all__ = ["OPTIMIZER_ROW", "summarize", "paper_vs_ours", "paper_mean", "mean_std", "glue"]
+__all__ = ["OPTIMIZER_ROW", "summarize", "paper_vs_ours", "side_by_side", "paper_mean", "mean_std", "glue"]
 
 # Our optimizer names -> the paper's row labels.
 OPTIMIZER_ROW = {"adamw": "Adam", "sam": "SAM"}
@@ -63,6 +63,19 @@ def paper_vs_ours(summary: pd.DataFrame, table: str, row_prefix: tuple[str, ...]
                       "paper (BERT-base)": _cell(*(cell or (None, None)), digits),
                       "ours": _cell(item.mean, item.std, digits), "seeds": item.n})
     return pd.DataFrame(lines)
+
+
+def side_by_side(table: pd.DataFrame, keys: Sequence[str] = ("task",)) -> pd.DataFrame:
+    """`paper_vs_ours` rows (one per optimizer) as one row per `keys`: paper Adam, paper SAM, ours Adam, ours SAM."""
+    keys = list(keys)
+    wide = table.pivot_table(index=keys, columns="optimizer", values=["paper (BERT-base)", "ours"],
+                             aggfunc="first", sort=False)
+    columns = [(what, opt) for what in ("paper (BERT-base)", "ours") for opt in ("Adam", "SAM")
+               if (what, opt) in wide.columns]
+    wide = wide[columns]
+    wide.columns = [f"{what}, {opt}" for what, opt in columns]
+    wide["seeds"] = table.groupby(keys, sort=False).seeds.min()
+    return wide
 
 
 def paper_mean(table: str, row: tuple[str, ...], task: str) -> float:

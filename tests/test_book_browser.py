@@ -148,7 +148,7 @@ def test_page_renders_without_errors(browser, page):
     assert broken == [], f"{page}: broken images {broken}"
     assert browser.errors() == [], f"{page}: browser console errors"
     text = browser.evaluate("document.body.innerText")
-    for leak in ("Traceback (most recent call last)", "/work/", "/home/", "Warning:"):
+    for leak in ("Traceback (most recent call last)", "/work/", "/home/", "/root/", "/tmp/", "Warning:"):
         assert leak not in text, f"{page} shows {leak!r}"
 
 
