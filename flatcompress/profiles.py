@@ -77,7 +77,7 @@ PROFILES: dict[str, Profile] = {
                 tasks=("rotten_tomatoes", "reuters8"), sharpness={"dim": 10, "n_examples": 32, "hessian_iters": 5}),
         Profile("cpu", "pretrained MiniLM-L6 on real data subsets: minutes per run on 2 cores", "minilm-l6", lr=1e-4,
                 epochs=3, max_train_examples=1000, max_eval_examples=1000, seeds=(0,),
-                tasks=("rotten_tomatoes",)),
+                tasks=("rotten_tomatoes", "sst2")),
         Profile("colab", "bert-base-uncased on the small GLUE tasks, full data: one GPU, a few hours",
                 "bert-base-uncased", lr=2e-5, epochs=10, tasks=_SMALL_GLUE + ("sst2",), epochs_by_task={"sst2": 3}),
         Profile("paper", "the paper's settings: bert-base-uncased, all tasks, 3 seeds (§3.3, A.4)", "bert-base-uncased",

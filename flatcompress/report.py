@@ -46,9 +46,10 @@ def summarize(rows: Iterable[dict[str, Any]], value: str) -> pd.DataFrame:
 
 
 def paper_vs_ours(summary: pd.DataFrame, table: str, row_prefix: tuple[str, ...] = (), digits: int = 1,
-                  paper_task: dict[str, str] | None = None) -> pd.DataFrame:
+                  paper_task: dict[str, str] | None = None, paper_digits: int = 1) -> pd.DataFrame:
     """`summarize` output next to the paper's cells of `table`, row `(*row_prefix, Adam|SAM)`.
 
+    Ours are shown with `digits` decimals, the paper's with `paper_digits` (as printed: 1 in Tables 1-7).
     Tasks the paper does not report (Rotten Tomatoes) show "–" in the paper column.
     """
     lines = []
@@ -60,7 +61,7 @@ def paper_vs_ours(summary: pd.DataFrame, table: str, row_prefix: tuple[str, ...]
         except KeyError:
             cell = None
         lines.append({"task": item.task, "optimizer": OPTIMIZER_ROW.get(item.optimizer, item.optimizer),
-                      "paper (BERT-base)": _cell(*(cell or (None, None)), digits),
+                      "paper (BERT-base)": _cell(*(cell or (None, None)), paper_digits),
                       "ours": _cell(item.mean, item.std, digits), "seeds": item.n})
     return pd.DataFrame(lines)
 
