@@ -17,7 +17,7 @@ epochs of a 6-layer model.
 
 `cpu` lists the tasks and seeds whose records are committed, because the book renders exactly those
 (a missing record fails the build). More are added as their runs finish:
-`flatcompress reproduce --profile cpu --chapters train-flat --tasks rte cola stsb --seeds 0 1 2`
+`flatcompress reproduce --profile cpu --chapters train-flat --tasks mrpc rte cola stsb --seeds 0 1 2`
 computes the rest (about 15 minutes of fine-tuning and 25 of sharpness per task, optimizer and seed).
 Each tier's `sharpness` settings are passed to `measure_sharpness` (smaller at `smoke`).
 """
