@@ -34,6 +34,9 @@ test: install book
 
 benchmark: install
 	$(BIN)/python benchmarks/loop_vs_trainer.py
+	$(BIN)/python benchmarks/sam_vs_adamw.py
+	$(BIN)/python benchmarks/imp_overhead.py
+	$(BIN)/python benchmarks/mask_size.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache _build

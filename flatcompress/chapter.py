@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from flatcompress.errors import MissingRecordError
+from flatcompress.masks import Ticket
 from flatcompress.profiles import Profile, get_profile
 from flatcompress.tasks import get_task
 from flatcompress.training import FinetuneResult, finetune
@@ -84,7 +85,8 @@ class Chapter:
              seeds: Sequence[int] | None = None, results_dir: str | Path | None = None) -> "Chapter":
         """Validate the chapter's parameters before anything runs; `None` means the tier's default."""
         tier = get_profile(profile)
-        task_names = tuple(get_task(t).name for t in (tasks if tasks is not None else tier.tasks))
+        default = tier.chapter_tasks.get(name, tier.tasks)
+        task_names = tuple(get_task(t).name for t in (tasks if tasks is not None else default))
         seed_list = tuple(int(s) for s in (seeds if seeds is not None else tier.seeds))
         if not task_names or not seed_list:
             raise ValueError("a chapter needs at least one task and one seed")
@@ -112,21 +114,30 @@ class Chapter:
             overrides.setdefault("optimizer_kwargs", {"rho": rho})
         return self.profile.config(task, optimizer=optimizer, seed=seed, **overrides)
 
-    def finetune(self, task: str, optimizer: str = "adamw", seed: int = 0, **overrides: Any) -> FinetuneResult:
-        """Read one run of this tier, or (compute=True) fine-tune it, keeping its weights for later measurements."""
-        return self._finetune(task, optimizer, seed, False, **overrides)
+    def finetune(self, task: str, optimizer: str = "adamw", seed: int = 0, ticket: Ticket | None = None,
+                 **overrides: Any) -> FinetuneResult:
+        """Read one run of this tier, or (compute=True) fine-tune it, keeping its weights for later measurements.
 
-    def _finetune(self, task: str, optimizer: str, seed: int, need_weights: bool, **overrides: Any) -> FinetuneResult:
+        `ticket` fine-tunes the pre-trained weights under its fixed masks (an IMP ticket of this or another task,
+        a random mask: Table 6, Fig. 4); the run's record keeps the ticket's origin.
+        """
+        return self._finetune(task, optimizer, seed, False, ticket, **overrides)
+
+    def _finetune(self, task: str, optimizer: str, seed: int, need_weights: bool, ticket: Ticket | None = None,
+                  **overrides: Any) -> FinetuneResult:
         config = self.config(task, optimizer, seed, **overrides)
+        masks, origin = (ticket.masks, ticket.origin) if ticket is not None else (None, None)
         result = None
         try:
-            result = finetune(config, results_dir=self.results_dir, progress=False, compute=False)
+            result = finetune(config, masks, results_dir=self.results_dir, progress=False, compute=False)
         except MissingRecordError as exc:
             if not self.compute:
-                raise self._missing(exc, f"{task} fine-tuned with {optimizer} (seed {seed})", task, seed) from None
+                what = f"{task} fine-tuned with {optimizer} (seed {seed}{f', masks {origin}' if origin else ''})"
+                raise self._missing(exc, what, task, seed) from None
         if result is None or (need_weights and not result.path.with_suffix(".safetensors").exists()):
             # train (or, for a record whose weights were not kept, train again: deterministic) and keep the weights
-            result = finetune(config, results_dir=self.results_dir, progress=True, save_checkpoint=True)
+            result = finetune(config, masks, results_dir=self.results_dir, progress=True, save_checkpoint=True,
+                              masks_origin=origin)
         self.used.append(str(result.path))
         return result
 
@@ -158,6 +169,55 @@ class Chapter:
         from flatcompress.dropout_replay import measure_dropout_replay
 
         return self._measure(measure_dropout_replay, "the dropout-replay check", task, optimizer, seed)
+
+    def one_shot(self, task: str, optimizer: str = "adamw", seed: int = 0) -> dict[str, Any]:
+        """The one-shot pruning sweep (Fig. 7) of one fine-tuned run, at the tier's `oneshot_sparsities`."""
+        from flatcompress.oneshot import one_shot_sweep
+
+        return self._measure(one_shot_sweep, "the one-shot pruning sweep", task, optimizer, seed,
+                             sparsities=self.profile.oneshot_sparsities)
+
+    def imp(self, task: str, optimizer: str = "adamw", seed: int = 0, rewind: bool = True,
+            **overrides: Any) -> dict[str, Any]:
+        """The IMP record (rewind=True, lottery tickets) or standard-pruning record (rewind=False) of one run,
+        over the tier's `imp_schedule`. Its rows are the rounds; round 0 is the full fine-tuning run.
+        `overrides` change the runs' settings (e.g. `l1=1e-6` for A.7's control)."""
+        from flatcompress.imp import imp
+
+        config = self.config(task, optimizer, seed, **overrides)
+        try:
+            record = imp(config, self.profile.imp_schedule, rewind, results_dir=self.results_dir, compute=False)
+        except MissingRecordError as exc:
+            if not self.compute:
+                what = f"{'IMP' if rewind else 'standard pruning'} of {task} with {optimizer} (seed {seed})"
+                raise self._missing(exc, what, task, seed) from None
+            record = imp(config, self.profile.imp_schedule, rewind, results_dir=self.results_dir)
+        self.used.extend([record["path"]] + [str(self.results_dir / r["record"]) for r in record["rows"]])
+        return record
+
+    def ticket(self, task: str, optimizer: str, seed: int, sparsity: float, rewind: bool = True) -> Ticket:
+        """The mask IMP (rewind=True) or standard pruning found for `task` with `optimizer` at `sparsity`,
+        which must be on the tier's schedule."""
+        from flatcompress.mask_files import load_masks
+
+        rows = {round(r["target_sparsity"], 6): r for r in self.imp(task, optimizer, seed, rewind)["rows"]}
+        row = rows.get(round(sparsity, 6))
+        if row is None or row["mask"] is None:
+            raise ValueError(f"sparsity {sparsity} is not a pruned round of the {self.profile.name!r} schedule "
+                             f"{list(self.profile.imp_schedule)}")
+        origin = {"kind": "imp" if rewind else "std", "task": task, "optimizer": optimizer, "seed": seed,
+                  "sparsity": row["target_sparsity"]}
+        return Ticket(load_masks(self.results_dir / row["mask"]).masks, origin)
+
+    def random_ticket(self, task: str, sparsity: float, seed: int = 0) -> Ticket:
+        """A random mask over the same prunable set, at exactly `sparsity` (Table 6's control)."""
+        from flatcompress.models import get_model_spec, load_model
+        from flatcompress.pruning import prunable_names, random_masks
+
+        model = load_model(self.profile.model, get_task(task), self.profile.num_layers)
+        names = prunable_names(model, get_model_spec(self.profile.model).pooler_pretrained)
+        origin = {"kind": "random", "task": task, "optimizer": None, "seed": seed, "sparsity": sparsity}
+        return Ticket(random_masks(model, sparsity, seed, names), origin)
 
     def save_summary(self, rows: list[dict[str, Any]]) -> Path | None:
         """Write the chapter's paper-vs-ours rows and the records behind them for `flatcompress reproduce`.

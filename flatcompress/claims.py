@@ -21,7 +21,9 @@ from flatcompress.chapter import checkout_root
 from flatcompress.profiles import get_profile
 from flatcompress.records import iter_records
 
-__all__ = ["Claim", "CLAIMS", "Verdict", "scorecard", "flatness_verdict", "VERDICTS"]
+__all__ = ["Claim", "CLAIMS", "Verdict", "scorecard", "flatness_verdict", "kept_sparsity", "one_shot_verdict",
+           "imp_curves", "pruning_verdict", "pruned_beats_full_verdict", "average_curve_verdict", "masked_runs",
+           "mask_verdict", "transfer_verdict", "l1_verdict", "VERDICTS"]
 
 VERDICTS = ("reproduced", "not reproduced at this scale", "contradicted", "not run yet", "not testable offline")
 TIERS = ("paper", "colab", "cpu")  # the largest tier with records speaks for a claim (smoke models are random)
@@ -76,12 +78,197 @@ def flatness_verdict(results_dir: Path, epsilon: str = "0.005", dim: int | None 
     return Verdict(status, f"SAM flatter at ε={float(epsilon):g} on {k}/{n} tasks ({', '.join(t for t, _, _ in cells)})")
 
 
-def _judge_flatness(root: Path) -> Verdict:
-    for tier in TIERS:
-        verdict = flatness_verdict(root / tier, dim=get_profile(tier).sharpness.get("dim", 100))
-        if verdict is not None:
-            return Verdict(verdict.status, verdict.ours, tier)
-    return Verdict("not run yet", "")
+def _at_largest_tier(verdict: Callable[[Path, str], Verdict | None]) -> Callable[[Path], Verdict]:
+    """A judge that speaks for the largest tier with records: `verdict(results_dir, tier)`."""
+    def judge(root: Path) -> Verdict:
+        for tier in TIERS:
+            found = verdict(root / tier, tier)
+            if found is not None:
+                return Verdict(found.status, found.ours, tier)
+        return Verdict("not run yet", "")
+    return judge
+
+
+_judge_flatness = _at_largest_tier(lambda d, tier: flatness_verdict(d, dim=get_profile(tier).sharpness.get("dim", 100)))
+
+
+def kept_sparsity(scores: dict[float, float], tolerance: float = 0.01) -> float:
+    """The highest sparsity up to which every score stays within `tolerance` of the unpruned one (sparsity 0)."""
+    kept = 0.0
+    for sparsity in sorted(scores):
+        if scores[sparsity] < scores[0.0] - tolerance:
+            break
+        kept = sparsity
+    return kept
+
+
+def one_shot_verdict(results_dir: Path, tolerance: float = 0.01, safe_below: float = 0.3) -> Verdict | None:
+    """Claim 14 (Fig. 7): no noticeable drop (more than `tolerance`, 1 point) below `safe_below` for either
+    optimizer, and SAM keeping its unpruned score to at least Adam's sparsity on every task. None without records."""
+    curves: dict[tuple[str, str], dict[float, list[float]]] = {}
+    for record in iter_records(results_dir, "oneshot") if Path(results_dir, "oneshot").is_dir() else []:
+        curve = curves.setdefault((record["config"]["task"], record["config"]["optimizer"]), {})
+        for row in record["rows"]:
+            curve.setdefault(row["target_sparsity"], []).append(row["score"])
+    means = {k: {s: sum(v) / len(v) for s, v in c.items()} for k, c in curves.items() if 0.0 in c}
+    tasks = sorted({t for t, o in means if o == "adamw"} & {t for t, o in means if o == "sam"})
+    if not tasks:
+        return None
+    kept = {(t, o): kept_sparsity(means[(t, o)], tolerance) for t in tasks for o in ("adamw", "sam")}
+    below = max((s for s in means[(tasks[0], "sam")] if s < safe_below), default=0.0)
+    safe = [k for k, v in kept.items() if v >= below]
+    higher = [t for t in tasks if kept[(t, "sam")] > kept[(t, "adamw")]]
+    lower = [t for t in tasks if kept[(t, "sam")] < kept[(t, "adamw")]]
+    status = ("reproduced" if len(safe) == len(kept) and higher and not lower else
+              "contradicted" if 2 * len(lower) > len(tasks) else "not reproduced at this scale")
+    detail = ", ".join(f"{t} {kept[(t, 'adamw')]:.0%}/{kept[(t, 'sam')]:.0%}" for t in tasks)
+    return Verdict(status, f"within {100 * tolerance:g} point of unpruned up to (Adam/SAM): {detail}; "
+                           f"{len(safe)}/{len(kept)} models safe below {safe_below:.0%}")
+
+
+_judge_one_shot = _at_largest_tier(lambda d, tier: one_shot_verdict(d))
+
+
+def imp_curves(results_dir: Path, rewind: bool = True, l1: bool = False) -> dict[tuple[str, str], dict[float, float]]:
+    """{(task, optimizer): {sparsity: mean score x 100 over seeds}} from the IMP (or standard-pruning) records;
+    `l1=True` reads the runs with A.7's L1 penalty instead of the plain ones."""
+    scores: dict[tuple[str, str], dict[float, list[float]]] = {}
+    for record in iter_records(results_dir, "imp") if Path(results_dir, "imp").is_dir() else []:
+        if record["settings"]["rewind"] != rewind or (record["config"].get("l1", 0.0) > 0) != l1:
+            continue
+        curve = scores.setdefault((record["config"]["task"], record["config"]["optimizer"]), {})
+        for row in record["rows"]:
+            curve.setdefault(row["target_sparsity"], []).append(100 * row["score"])
+    return {k: {s: sum(v) / len(v) for s, v in c.items()} for k, c in scores.items()}
+
+
+def _paired_tasks(curves: dict[tuple[str, str], Any]) -> list[str]:
+    return sorted({t for t, o in curves if o == "adamw"} & {t for t, o in curves if o == "sam"})
+
+
+def _agreement(cells: list[tuple[str, float, float]], what: str) -> Verdict:
+    """Verdict from (label, ours SAM - Adam, paper SAM - Adam) cells: does our sign agree with the paper's?"""
+    agree = [c for c in cells if (c[1] >= 0) == (c[2] >= 0)]
+    k, n = len(agree), len(cells)
+    status = "reproduced" if k == n else "contradicted" if 2 * k < n else "not reproduced at this scale"
+    detail = ", ".join(f"{label} {ours:+.1f} (paper {paper:+.1f})" for label, ours, paper in cells)
+    return Verdict(status, f"{what}, SAM − Adam: {detail}; same sign as the paper on {k}/{n}")
+
+
+def pruning_verdict(results_dir: Path, rewind: bool = True) -> Verdict | None:
+    """Claims 2 (IMP, rewind=True) and 6 (standard pruning): SAM vs Adam at each task's reference sparsity
+    (Table 5), compared in sign with the paper's difference. None without records at a reference sparsity."""
+    from flatcompress.paper import REFERENCE_SPARSITY
+    from flatcompress.report import paper_mean
+
+    curves = imp_curves(results_dir, rewind)
+    row = "IMP" if rewind else "Std"
+    cells = []
+    for task in _paired_tasks(curves):
+        sparsity = REFERENCE_SPARSITY.get(task)
+        if sparsity is None or sparsity not in curves[(task, "sam")] or sparsity not in curves[(task, "adamw")]:
+            continue
+        ours = curves[(task, "sam")][sparsity] - curves[(task, "adamw")][sparsity]
+        paper = paper_mean("table5", (row, "SAM"), task) - paper_mean("table5", (row, "Adam"), task)
+        cells.append((f"{task}@{sparsity:.0%}", ours, paper))
+    return _agreement(cells, "at the reference sparsity") if cells else None
+
+
+def pruned_beats_full_verdict(results_dir: Path) -> Verdict | None:
+    """Claim 4: the SAM IMP ticket of RTE at 60% beats both full fine-tuned models (round 0 of each IMP)."""
+    curves = imp_curves(results_dir, True)
+    sam, adam = curves.get(("rte", "sam"), {}), curves.get(("rte", "adamw"), {})
+    if 0.6 not in sam or 0.0 not in adam:
+        return None
+    beats = sam[0.6] > sam[0.0] and sam[0.6] > adam[0.0]
+    return Verdict("reproduced" if beats else "not reproduced at this scale",
+                   f"RTE SAM ticket at 60%: {sam[0.6]:.1f}; full SAM {sam[0.0]:.1f}, full Adam {adam[0.0]:.1f}")
+
+
+def average_curve_verdict(results_dir: Path) -> Verdict | None:
+    """Claim 5 (Fig. 1): the mean over tasks of SAM's IMP score is above Adam's at every sparsity."""
+    curves = imp_curves(results_dir, True)
+    tasks = _paired_tasks(curves)
+    if not tasks:
+        return None
+    common = sorted(set.intersection(*(set(curves[(t, o)]) for t in tasks for o in ("adamw", "sam"))))
+    gaps = {s: sum(curves[(t, "sam")][s] - curves[(t, "adamw")][s] for t in tasks) / len(tasks) for s in common}
+    above = [s for s, g in gaps.items() if g > 0]
+    k, n = len(above), len(gaps)
+    status = "reproduced" if k == n else "contradicted" if 2 * k < n else "not reproduced at this scale"
+    detail = ", ".join(f"{s:.0%} {g:+.1f}" for s, g in gaps.items())
+    return Verdict(status, f"mean SAM − Adam over {len(tasks)} task(s): {detail}; above at {k}/{n} sparsities")
+
+
+def masked_runs(results_dir: Path) -> list[dict[str, Any]]:
+    """Fine-tuning runs under a ticket: target task, fine-tuning optimizer, seed, score x 100 and the ticket's origin."""
+    out = []
+    for record in iter_records(results_dir, "finetune") if Path(results_dir, "finetune").is_dir() else []:
+        origin = (record.get("masks") or {}).get("origin")
+        if origin:
+            config = record["config"]
+            out.append({"task": config["task"], "optimizer": config["optimizer"], "seed": config["seed"],
+                        "score": 100 * record["score"], **{f"mask_{k}": v for k, v in origin.items()}})
+    return out
+
+
+def _mean_cells(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[tuple, float]:
+    cells: dict[tuple, list[float]] = {}
+    for run in runs:
+        cells.setdefault(tuple(run[k] for k in keys), []).append(run["score"])
+    return {k: sum(v) / len(v) for k, v in cells.items()}
+
+
+def mask_verdict(results_dir: Path) -> Verdict | None:
+    """Claim 7 (Table 6): under Adam fine-tuning, random mask < Adam-IMP mask < SAM-IMP mask on every task."""
+    own = [r for r in masked_runs(results_dir) if r["mask_task"] == r["task"] and r["mask_kind"] in ("imp", "random")]
+    cells = _mean_cells([{**r, "mask": r["mask_optimizer"] or "random"} for r in own], ("task", "optimizer", "mask"))
+    tasks = sorted({t for t, o, m in cells if o == "adamw" and all((t, o, k) in cells for k in ("random", "adamw", "sam"))})
+    if not tasks:
+        return None
+    ordered = [t for t in tasks if cells[(t, "adamw", "random")] < cells[(t, "adamw", "adamw")] < cells[(t, "adamw", "sam")]]
+    k, n = len(ordered), len(tasks)
+    status = "reproduced" if k == n else "contradicted" if 2 * k < n else "not reproduced at this scale"
+    detail = "; ".join(f"{t} {cells[(t, 'adamw', 'random')]:.1f} / {cells[(t, 'adamw', 'adamw')]:.1f} / "
+                       f"{cells[(t, 'adamw', 'sam')]:.1f}" for t in tasks)
+    return Verdict(status, f"Adam fine-tuning over random / Adam / SAM masks: {detail}; ordered on {k}/{n}")
+
+
+def transfer_verdict(results_dir: Path) -> Verdict | None:
+    """Claim 8 (Fig. 4): a SAM ticket from another task scores higher on the target than an Adam ticket,
+    whichever optimizer fine-tunes it: reproduced when most (source, target, optimizer) cells are positive."""
+    moved = [r for r in masked_runs(results_dir) if r["mask_kind"] == "imp" and r["mask_task"] != r["task"]]
+    cells = _mean_cells(moved, ("mask_task", "task", "optimizer", "mask_optimizer"))
+    pairs = sorted({k[:3] for k in cells if (*k[:3], "sam") in cells and (*k[:3], "adamw") in cells})
+    if not pairs:
+        return None
+    gaps = [cells[(*p, "sam")] - cells[(*p, "adamw")] for p in pairs]
+    positive = sum(g > 0 for g in gaps)
+    mean = sum(gaps) / len(gaps)
+    status = ("reproduced" if 2 * positive > len(gaps) and mean > 0 else
+              "contradicted" if 2 * positive < len(gaps) else "not reproduced at this scale")
+    return Verdict(status, f"SAM ticket − Adam ticket on the target task: positive in {positive}/{len(gaps)} "
+                           f"(source, target, optimizer) cells, mean {mean:+.1f} points")
+
+
+def l1_verdict(results_dir: Path) -> Verdict | None:
+    """Claim 15 (A.7): Adam with L1 stays below SAM, averaged over the pruned sparsities, under IMP and standard pruning."""
+    cells = []
+    for rewind in (True, False):
+        l1, plain = imp_curves(results_dir, rewind, l1=True), imp_curves(results_dir, rewind)
+        for (task, optimizer), curve in sorted(l1.items()):
+            sam = plain.get((task, "sam"))
+            common = [s for s in curve if s > 0 and sam and s in sam]
+            if optimizer == "adamw" and common:
+                gap = sum(curve[s] - sam[s] for s in common) / len(common)
+                cells.append((f"{task} {'IMP' if rewind else 'Std'}", gap))
+    if not cells:
+        return None
+    below = sum(g < 0 for _, g in cells)
+    status = "reproduced" if below == len(cells) else "contradicted" if 2 * below < len(cells) else \
+        "not reproduced at this scale"
+    return Verdict(status, "Adam+L1 − SAM, mean over pruned sparsities: " +
+                   ", ".join(f"{label} {gap:+.1f}" for label, gap in cells))
 
 
 def _judge_sam_cost(root: Path) -> Verdict:
@@ -102,17 +289,20 @@ CLAIMS: tuple[Claim, ...] = (
           "SAM has lower ε-sharpness than Adam on all 8 GLUE tasks at ε=5e-3 (e.g. SST-2 13.7 vs 29.9)",
           "train-flat", _judge_flatness),
     Claim(2, "IMP tickets: SAM ≥ Adam at reference sparsity", "Table 5",
-          "SAM ≥ Adam on 7/9 tasks (RTE@60% 71.8 vs 63.7); not on QQP or CoLA", "lottery-tickets"),
+          "SAM ≥ Adam on 7/9 tasks (RTE@60% 71.8 vs 63.7); not on QQP or CoLA", "lottery-tickets",
+          _at_largest_tier(lambda d, tier: pruning_verdict(d, True))),
     Claim(3, "IMP tickets on GLUE test", "Table 1", "SAM > Adam in all 9 test columns", "lottery-tickets"),
     Claim(4, "A pruned SAM ticket beats the full models", "Fig. 2a, Table 5",
-          "RTE SAM ticket at 60% (71.8) beats full SAM (67.0) and full Adam (67.6)", "lottery-tickets"),
+          "RTE SAM ticket at 60% (71.8) beats full SAM (67.0) and full Adam (67.6)", "lottery-tickets",
+          _at_largest_tier(lambda d, tier: pruned_beats_full_verdict(d))),
     Claim(5, "Average GLUE curve", "Fig. 1", "SAM's average is above Adam's at every IMP sparsity 0-90%",
-          "lottery-tickets"),
+          "lottery-tickets", _at_largest_tier(lambda d, tier: average_curve_verdict(d))),
     Claim(6, "Standard pruning", "Table 5", "SAM > Adam at reference sparsity on 8/9 tasks (not MRPC)",
-          "lottery-tickets"),
+          "lottery-tickets", _at_largest_tier(lambda d, tier: pruning_verdict(d, False))),
     Claim(7, "Mask vs optimizer", "Table 6", "random ≪ Adam mask < SAM mask under Adam fine-tuning on 4 tasks",
-          "mask-or-optimizer"),
-    Claim(8, "Tickets that travel", "Fig. 4", "SAM tickets transfer better than Adam tickets", "tickets-travel"),
+          "mask-or-optimizer", _at_largest_tier(lambda d, tier: mask_verdict(d))),
+    Claim(8, "Tickets that travel", "Fig. 4", "SAM tickets transfer better than Adam tickets", "tickets-travel",
+          _at_largest_tier(lambda d, tier: transfer_verdict(d))),
     Claim(9, "Structured pruning with a SAM teacher", "Table 2",
           "a SAM teacher gives a better 95%-sparse CoFi student (SST-2 91.3 vs 90.2)", "structured-pruning"),
     Claim(10, "Int8 post-training quantization", "Table 8",
@@ -123,9 +313,9 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(13, "Sharpness after pruning", "Table 4", "SAM tickets are less sharp in 23/24 (task, ε) cells",
           "lottery-tickets"),
     Claim(14, "One-shot pruning", "Fig. 7", "no loss below ~30% sparsity; SAM keeps accuracy to higher sparsity",
-          "pruning-without-retraining"),
+          "pruning-without-retraining", _judge_one_shot),
     Claim(15, "ℓ1 control", "Figs. 10, 11", "Adam + ℓ1 does not match SAM's accuracy-sparsity curves",
-          "mask-or-optimizer"),
+          "mask-or-optimizer", _at_largest_tier(lambda d, tier: l1_verdict(d))),
     Claim(16, "Other models", "Figs. 14, 15", "SAM ≥ Adam under IMP for BERT-large and RoBERTa-base",
           "lottery-tickets"),
     Claim(17, "Cost of a SAM step", "§3.4.5", "a SAM step is 1.5-2x slower than an Adam step", "train-flat",

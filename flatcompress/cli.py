@@ -1,4 +1,4 @@
-"""Command line: `flatcompress tasks | models | profiles | finetune | sharpness | reproduce`."""
+"""Command line: `flatcompress tasks | models | profiles | finetune | sharpness | imp | oneshot | reproduce`."""
 
 from __future__ import annotations
 
@@ -44,10 +44,8 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, save_checkpoint: bool):
-    """Validate every setting (before any data or model is loaded), then fine-tune or return the cached run."""
-    from flatcompress.training import finetune
-
+def _config(args: argparse.Namespace):
+    """The run's `FinetuneConfig` and results folder, every setting validated before any data or model is loaded."""
     profile = get_profile(args.profile)
     overrides = {k: getattr(args, k) for k in ("model", "optimizer", "lr", "epochs", "batch_size", "max_length",
                                                "max_train_examples", "max_eval_examples", "num_layers", "seed",
@@ -56,8 +54,14 @@ def _run(args: argparse.Namespace, save_checkpoint: bool):
         overrides["optimizer_kwargs"] = {"rho": args.rho if args.rho is not None else 0.05}
     elif args.rho is not None:
         raise ValueError("--rho applies to --optimizer sam only")
-    config = profile.config(args.task, **overrides)
-    results_dir = args.results_dir or f"results/{profile.name}"
+    return profile.config(args.task, **overrides), args.results_dir or f"results/{profile.name}"
+
+
+def _run(args: argparse.Namespace, save_checkpoint: bool):
+    """Fine-tune, or return the cached run."""
+    from flatcompress.training import finetune
+
+    config, results_dir = _config(args)
     result = finetune(config, results_dir=results_dir, overwrite=args.overwrite, progress=not args.quiet,
                       save_checkpoint=save_checkpoint, device=args.device)
     return result, results_dir
@@ -75,6 +79,31 @@ def _cmd_sharpness(args: argparse.Namespace) -> int:
     record = measure_sharpness(result, results_dir=results_dir, cache_gib=args.subspace_cache_gib, **settings)
     print(json.dumps({"finetune_record": str(result.path), "score": record["score"], "sharpness": record["sharpness"],
                       "hessian_top_eigenvalue": record["hessian_top_eigenvalue"]}, indent=1))
+    return 0
+
+
+def _cmd_imp(args: argparse.Namespace) -> int:
+    from flatcompress.imp import imp
+
+    config, results_dir = _config(args)
+    record = imp(config, args.schedule or get_profile(args.profile).imp_schedule, rewind=not args.no_rewind,
+                 head=args.head, results_dir=results_dir, progress=not args.quiet, device=args.device)
+    print(_table([("round", "sparsity", "score", "train s", "prune s")] +
+                 [(str(r["round"]), f"{r['sparsity']:.4f}", f"{r['score']:.4f}", f"{r['train_seconds']:.0f}",
+                   f"{r['prune_seconds']:.2f}") for r in record["rows"]]))
+    print(record["path"])
+    return 0
+
+
+def _cmd_oneshot(args: argparse.Namespace) -> int:
+    from flatcompress.config import check_sparsity
+    from flatcompress.oneshot import one_shot_sweep
+
+    sparsities = [check_sparsity(s) for s in args.sparsities or get_profile(args.profile).oneshot_sparsities]
+    result, results_dir = _run(args, save_checkpoint=True)
+    record = one_shot_sweep(result, sparsities, results_dir=results_dir)
+    print(_table([("sparsity", "score")] + [(f"{r['sparsity']:.4f}", f"{r['score']:.4f}") for r in record["rows"]]))
+    print(record["path"])
     return 0
 
 
@@ -122,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--subspace-cache-gib", type=float, default=6.0,
                     help="memory for keeping the random subspace (speed only; MiniLM-L6: 8.5 GiB fastest, 4.2 at fp16)")
     sh.set_defaults(func=_cmd_sharpness)
+    ip = sub.add_parser("imp", help="iterative magnitude pruning: lottery tickets (rewind) or standard pruning")
+    _add_run_arguments(ip)
+    ip.add_argument("--schedule", nargs="+", type=float, help="sparsities, from 0 rising (default: the tier's)")
+    ip.add_argument("--no-rewind", action="store_true", help="standard pruning: continue from the pruned weights")
+    ip.add_argument("--head", choices=("keep", "rewind"), default="keep",
+                    help="with rewinding: keep the trained head (Chen et al., default) or draw a fresh one")
+    ip.set_defaults(func=_cmd_imp)
+    op = sub.add_parser("oneshot", help="prune a fine-tuned run one-shot at a sweep of sparsities (no retraining)")
+    _add_run_arguments(op)
+    op.add_argument("--sparsities", nargs="+", type=float, help="default: the tier's (0-60%% in 5%% steps)")
+    op.set_defaults(func=_cmd_oneshot)
     rp = sub.add_parser("reproduce", help="run the book's chapters through papermill (skips finished runs)")
     rp.add_argument("--profile", required=True, choices=list(PROFILES), metavar="PROFILE",
                     help=f"scale tier, one of {', '.join(PROFILES)}")

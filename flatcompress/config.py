@@ -14,6 +14,8 @@ __all__ = ["FinetuneConfig", "check_sparsity"]
 
 # Fields that change where data is read from or how a run is displayed, not its result: left out of the cache key.
 NON_RESULT_FIELDS = ("data_dir", "profile")
+# Fields added after records were committed: left out of the key at their default, so those records keep their keys.
+ADDED_FIELDS = {"l1": 0.0}
 
 
 def check_sparsity(sparsity: float) -> float:
@@ -46,6 +48,7 @@ class FinetuneConfig:
     adam_eps: float = 1e-8
     grad_clip: float | None = 1.0  # BERT-Tickets' max_grad_norm
     num_layers: int | None = None  # keep only the first k encoder layers
+    l1: float = 0.0  # A.7's control: lambda * sum |w| over the prunable weights added to the training loss
     seed: int = 0
     data_seed: int = 0
     source: str = "auto"
@@ -80,6 +83,7 @@ class FinetuneConfig:
             (self.adam_eps >= 0, f"adam_eps must be >= 0, got {self.adam_eps}"),
             (self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0 or None, got {self.grad_clip}"),
             (self.num_layers is None or self.num_layers >= 1, f"num_layers must be at least 1, got {self.num_layers}"),
+            (self.l1 >= 0, f"l1 must be >= 0, got {self.l1}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -91,4 +95,5 @@ class FinetuneConfig:
 
     def result_fields(self) -> dict[str, Any]:
         """The fields that determine the result: the cache key is a hash of these."""
-        return {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_FIELDS}
+        return {k: v for k, v in self.to_dict().items()
+                if k not in NON_RESULT_FIELDS and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}

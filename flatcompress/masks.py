@@ -9,13 +9,23 @@ zeros exact whatever the optimizer does (weight decay, SAM's perturbation, round
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import torch
 
-__all__ = ["Masks", "apply_masks", "mask_gradients", "masks_sparsity", "masks_fingerprint"]
+__all__ = ["Masks", "Ticket", "apply_masks", "mask_gradients", "masks_sparsity", "masks_fingerprint"]
 
 Masks = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """Masks with where they came from, e.g. `{"kind": "imp", "task": "rte", "optimizer": "sam", "sparsity": 0.6,
+    "seed": 0}` or `{"kind": "random", ...}`; runs fine-tuned under a ticket keep the origin in their record."""
+
+    masks: dict[str, torch.Tensor]
+    origin: dict[str, Any]
 
 
 def _resolve(model: torch.nn.Module, masks: Masks) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:

@@ -32,6 +32,7 @@ class ModelSpec:
     description: str
     location: Callable[[], str]  # a hub id or a local directory
     offline: bool
+    pooler_pretrained: bool = True  # False: the pooler was never trained, so pruning leaves it out (flatcompress.pruning)
 
 
 def _minilm_path() -> str:
@@ -49,7 +50,8 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("bert-base-uncased", "BERT-base, uncased (the paper's model)", lambda: "google-bert/bert-base-uncased", False),
         ModelSpec("bert-large-uncased", "BERT-large, uncased (paper A.12)", lambda: "google-bert/bert-large-uncased", False),
         ModelSpec("roberta-base", "RoBERTa-base (paper A.12)", lambda: "FacebookAI/roberta-base", False),
-        ModelSpec("minilm-l6", "all-MiniLM-L6-v2, 6 layers x 384, pretrained, bundled offline", _minilm_path, True),
+        ModelSpec("minilm-l6", "all-MiniLM-L6-v2, 6 layers x 384, pretrained, bundled offline", _minilm_path, True,
+                  pooler_pretrained=False),
         ModelSpec("tiny", "random-init BERT, 2 layers x 64, bert-base vocab (smoke tests)", _minilm_path, True),
     ]
 }

@@ -54,6 +54,9 @@ class Profile:
     tasks: tuple[str, ...] = ()
     epochs_by_task: dict[str, int] = field(default_factory=dict)
     sharpness: dict[str, Any] = field(default_factory=dict)  # measure_sharpness settings at this tier
+    imp_schedule: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(10))  # IMP sparsities (paper: 0-90%)
+    oneshot_sparsities: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(13))  # A.3: 0-60% in 5% steps
+    chapter_tasks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # a chapter's tasks, if not `tasks`
 
     def config(self, task: str, **overrides: Any) -> FinetuneConfig:
         """The `FinetuneConfig` of `task` at this tier, with `overrides` (any FinetuneConfig field) applied."""
@@ -74,10 +77,11 @@ PROFILES: dict[str, Profile] = {
     for p in [
         Profile("smoke", "tiny random BERT, a few dozen examples: seconds (CI, nbval)", "tiny", lr=1e-3, epochs=2,
                 batch_size=8, max_length=32, max_train_examples=32, max_eval_examples=32, seeds=(0,),
-                tasks=("rotten_tomatoes", "reuters8"), sharpness={"dim": 10, "n_examples": 32, "hessian_iters": 5}),
+                tasks=("rotten_tomatoes", "reuters8"), sharpness={"dim": 10, "n_examples": 32, "hessian_iters": 5},
+                imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7), oneshot_sparsities=(0.0, 0.2, 0.4, 0.6)),
         Profile("cpu", "pretrained MiniLM-L6 on real data subsets: minutes per run on 2 cores", "minilm-l6", lr=1e-4,
                 epochs=3, max_train_examples=1000, max_eval_examples=1000, seeds=(0,),
-                tasks=("rotten_tomatoes", "sst2")),
+                tasks=("rotten_tomatoes", "sst2"), imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7)),
         Profile("colab", "bert-base-uncased on the small GLUE tasks, full data: one GPU, a few hours",
                 "bert-base-uncased", lr=2e-5, epochs=10, tasks=_SMALL_GLUE + ("sst2",), epochs_by_task={"sst2": 3}),
         Profile("paper", "the paper's settings: bert-base-uncased, all tasks, 3 seeds (§3.3, A.4)", "bert-base-uncased",

@@ -35,6 +35,13 @@ class BookChapter:
 
 CHAPTERS: dict[str, BookChapter] = {c.name: c for c in [
     BookChapter("train-flat", "train-flat.ipynb", "SAM finds flatter minima (Table 3, Table 5 Full FT rows)"),
+    BookChapter("pruning-without-retraining", "pruning-without-retraining.ipynb",
+                "SAM models survive one-shot magnitude pruning longer (Fig. 7)"),
+    BookChapter("lottery-tickets", "lottery-tickets.ipynb",
+                "IMP with SAM finds better tickets (Figs. 1, 2, 9; Table 5 IMP and Std rows)"),
+    BookChapter("mask-or-optimizer", "mask-or-optimizer.ipynb",
+                "random vs Adam vs SAM masks under either optimizer (Table 6, Fig. 3); the L1 control (A.7)"),
+    BookChapter("tickets-travel", "tickets-travel.ipynb", "SAM tickets transfer better across tasks (Fig. 4, 13)"),
 ]}
 
 _RESERVED = {"profile", "compute", "tasks", "seeds", "results_dir"}

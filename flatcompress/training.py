@@ -9,6 +9,9 @@
 - The model is evaluated after every epoch and the epoch with the best validation metric is
   kept (A.4: "evaluated after every epoch ... the checkpoint with the best validation metric").
 - Optional fixed masks: pruned weights and their gradients are zeroed at every step.
+- Optional starting point: weights loaded over the pre-trained model and fresh head before training
+  (iterative pruning starts each round from the last round's head, or all of its weights).
+- Optional L1 penalty (A.7's control): $\\lambda \\sum_i |w_i|$ over the prunable weights is added to the loss.
 - A run writes one result record; a run whose record exists is returned from it. An interrupted
   run resumes from its last finished epoch and ends exactly where an uninterrupted one would.
 """
@@ -38,7 +41,16 @@ from flatcompress.provenance import provenance
 from flatcompress.records import config_key, read_record, record_path, write_record
 from flatcompress.tasks import Task, get_task
 
-__all__ = ["FinetuneResult", "finetune", "evaluate", "predict", "seed_everything"]
+__all__ = ["FinetuneResult", "StartingPoint", "finetune", "evaluate", "predict", "seed_everything", "starting_model"]
+
+
+@dataclass(frozen=True)
+class StartingPoint:
+    """Weights a run starts from: `state` (some or all of the model's tensors) is loaded over the pre-trained
+    model and its fresh head. `key` names it in the run's cache key, e.g. `"head of <record key>"`."""
+
+    key: str
+    state: dict[str, torch.Tensor]
 
 
 @dataclass
@@ -115,23 +127,44 @@ def evaluate(model: torch.nn.Module, features: list[dict], task: Task | str, bat
     return {name: METRICS[name](labels, preds) for name in task.metrics}
 
 
+def starting_model(config: FinetuneConfig, masks: Masks | None = None,
+                   start_from: StartingPoint | None = None) -> torch.nn.Module:
+    """The model a run starts from: seeded, pre-trained (fresh head), `start_from` loaded over it, `masks` applied."""
+    seed_everything(config.seed)
+    model = load_model(config.model, get_task(config.task), config.num_layers)
+    if start_from is not None:
+        unexpected = set(start_from.state) - set(model.state_dict())
+        if unexpected:
+            raise ValueError(f"the starting point {start_from.key!r} has tensors the model lacks: {sorted(unexpected)[:3]}")
+        model.load_state_dict(start_from.state, strict=False)
+    if masks is not None:
+        apply_masks(model, masks)
+    return model
+
+
 def _linear_decay(total_steps: int) -> Callable[[int], float]:
     return lambda step: max(0.0, 1.0 - step / total_steps)
 
 
 def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: str | Path | None = "results",
              overwrite: bool = False, progress: bool = True, save_checkpoint: bool = False,
-             device: str | None = None, compute: bool = True) -> FinetuneResult:
+             device: str | None = None, compute: bool = True, start_from: StartingPoint | None = None,
+             masks_origin: dict[str, Any] | None = None) -> FinetuneResult:
     """Fine-tune `config.model` on `config.task` and return the best-epoch result.
 
     With `results_dir` set, the run writes `<results_dir>/finetune/<task>/<model>-<optimizer>-seed<seed>-<key>.json`
     and, while running, a `.partial.pt` snapshot after every epoch (removed at the end).
     With `results_dir=None` nothing is written and nothing is resumed. With `compute=False` the run is
     only looked up: a missing record raises `MissingRecordError` (the book build never trains).
+    `start_from` replaces some or all starting weights (see `StartingPoint`); `masks` are applied after it.
+    `masks_origin` (e.g. `{"kind": "imp", "task": "rte", "optimizer": "sam", "sparsity": 0.6}`) is kept in the
+    record to say where the masks came from; it does not enter the cache key (the masks' fingerprint does).
     """
     fields = config.result_fields()
     if masks is not None:
         fields["masks"] = masks_fingerprint(masks)
+    if start_from is not None:
+        fields["start"] = start_from.key
     key = config_key(fields)
     path, existing = None, None
     if results_dir is not None:
@@ -154,10 +187,7 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
     train_features = encode(data.train, tokenizer, config.max_length)
     eval_features = {s: encode(v, tokenizer, config.max_length) for s, v in data.eval.items()}
 
-    seed_everything(config.seed)
-    model = load_model(config.model, task, config.num_layers).to(dev)
-    if masks is not None:
-        apply_masks(model, masks)
+    model = starting_model(config, masks, start_from).to(dev)
     optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                 eps=config.adam_eps, **config.optimizer_kwargs)
     steps_per_epoch = -(-len(train_features) // config.batch_size)
@@ -229,7 +259,8 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
         "task": {"name": task.name, "title": task.title, "main_metric": main_metric, "main_split": main_split},
         "data": data.info,
         "masks": None if masks is None else {"fingerprint": fields["masks"], "sparsity": masks_sparsity(masks),
-                                             "tensors": len(masks)},
+                                             "tensors": len(masks), "origin": masks_origin},
+        "start": None if start_from is None else start_from.key,
         "score": best["eval"][main_split][main_metric],
         "best_epoch": state["best_epoch"],
         "metrics": best["eval"],
@@ -262,6 +293,7 @@ def _make_closure(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batc
     size = batch["input_ids"].shape[0]
     micro = config.micro_batch_size or size
     chunks = [{k: v[i:i + micro].to(device) for k, v in batch.items()} for i in range(0, size, micro)]
+    penalized = _l1_parameters(model, config) if config.l1 > 0 else []
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -274,6 +306,10 @@ def _make_closure(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batc
                                          f"rate (now {config.lr}) or check the data")
             loss.backward()
             total += loss.detach()
+        if penalized:
+            penalty = config.l1 * sum(p.abs().sum() for p in penalized)
+            penalty.backward()
+            total += penalty.detach()
         if masks is not None:
             mask_gradients(model, masks)
         if config.grad_clip is not None:
@@ -281,6 +317,15 @@ def _make_closure(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batc
         return total
 
     return closure
+
+
+def _l1_parameters(model: torch.nn.Module, config: FinetuneConfig) -> list[torch.nn.Parameter]:
+    """The weights A.7's L1 penalty acts on: the prunable set (`flatcompress.pruning`)."""
+    from flatcompress.models import get_model_spec
+    from flatcompress.pruning import prunable_names
+
+    params = dict(model.named_parameters())
+    return [params[n] for n in prunable_names(model, get_model_spec(config.model).pooler_pretrained)]
 
 
 def _save_partial(partial: Path, key: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

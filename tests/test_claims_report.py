@@ -68,3 +68,63 @@ def test_toy_worst_case_lifts_the_sharp_minimum_above_the_flat_one():
     assert torch.all(worst >= plain)
     path = trajectory(surface, lambda p: torch.optim.SGD(p, lr=0.05), (-0.8, 0.2), 300)
     assert path.shape == (301, 2) and abs(path[-1, 0] + 1.0) < 0.05  # gradient descent takes the sharp well
+
+
+def _imp(root, task, optimizer, curve, rewind=True, l1=0.0):
+    name = f"{task}-{optimizer}-{rewind}-{l1}.json"
+    write_record(root / "imp" / task / name,
+                 {"kind": "imp", "config": {"task": task, "optimizer": optimizer, "seed": 0, "l1": l1},
+                  "settings": {"rewind": rewind},
+                  "rows": [{"target_sparsity": s, "score": v / 100} for s, v in curve.items()]})
+
+
+def test_pruning_verdicts_read_the_reference_sparsity_and_compare_signs(tmp_path):
+    # RTE's reference sparsity is 60%: paper IMP SAM - Adam = +8.1 (same sign as ours), MRPC 50%: +1.6 (opposite)
+    _imp(tmp_path, "rte", "adamw", {0.0: 60.0, 0.5: 59.0, 0.6: 55.0})
+    _imp(tmp_path, "rte", "sam", {0.0: 59.0, 0.5: 60.0, 0.6: 61.0})
+    _imp(tmp_path, "mrpc", "adamw", {0.0: 70.0, 0.5: 72.0, 0.6: 69.0})
+    _imp(tmp_path, "mrpc", "sam", {0.0: 71.0, 0.5: 70.0, 0.6: 70.0})
+    _imp(tmp_path, "mrpc", "adamw", {0.0: 70.0, 0.5: 99.0}, l1=1e-5)  # the L1 control must not leak in
+    verdict = claims.pruning_verdict(tmp_path, rewind=True)
+    assert verdict.status == "not reproduced at this scale"
+    assert "rte@60% +6.0 (paper +8.1)" in verdict.ours and "mrpc@50% -2.0 (paper +1.6)" in verdict.ours
+    assert claims.pruning_verdict(tmp_path, rewind=False) is None
+    assert claims.pruned_beats_full_verdict(tmp_path).status == "reproduced"  # 61 > 59 and 61 > 60
+    average = claims.average_curve_verdict(tmp_path)  # gaps: 0% 0.0, 50% -0.5, 60% +3.5
+    assert average.status == "contradicted" and "above at 1/3" in average.ours
+    l1 = claims.l1_verdict(tmp_path)  # L1 99 at 50% vs SAM 70: matches or beats SAM
+    assert l1.status == "contradicted" and "mrpc IMP +29.0" in l1.ours
+
+
+def test_one_shot_verdict_and_kept_sparsity(tmp_path):
+    assert claims.kept_sparsity({0.0: 0.80, 0.1: 0.795, 0.2: 0.81, 0.3: 0.78, 0.4: 0.80}) == 0.2
+    for optimizer, curve in (("adamw", [0.8, 0.8, 0.75]), ("sam", [0.8, 0.8, 0.8])):
+        write_record(tmp_path / "oneshot" / "rte" / f"{optimizer}.json",
+                     {"kind": "oneshot", "config": {"task": "rte", "optimizer": optimizer},
+                      "rows": [{"target_sparsity": s, "score": v} for s, v in zip((0.0, 0.25, 0.5), curve)]})
+    verdict = claims.one_shot_verdict(tmp_path)
+    assert verdict.status == "reproduced" and "rte 25%/50%" in verdict.ours
+
+
+def _masked(root, target, optimizer, score, kind, source, ticket_optimizer):
+    origin = {"kind": kind, "task": source, "optimizer": ticket_optimizer, "seed": 0, "sparsity": 0.6}
+    write_record(root / "finetune" / target / f"{optimizer}-{kind}-{source}-{ticket_optimizer}.json",
+                 {"kind": "finetune", "config": {"task": target, "optimizer": optimizer, "seed": 0},
+                  "masks": {"fingerprint": "x", "origin": origin}, "score": score / 100})
+
+
+def test_mask_and_transfer_verdicts_read_the_tickets_origin(tmp_path):
+    for mask, score in (("random", 55.0), ("adamw", 63.0), ("sam", 70.0)):
+        _masked(tmp_path, "rte", "adamw", score, "random" if mask == "random" else "imp", "rte",
+                None if mask == "random" else mask)
+    write_record(tmp_path / "finetune" / "rte" / "plain.json",  # an unmasked run is not a masked run
+                 {"kind": "finetune", "config": {"task": "rte", "optimizer": "adamw", "seed": 0}, "masks": None,
+                  "score": 0.1})
+    assert len(claims.masked_runs(tmp_path)) == 3
+    assert claims.mask_verdict(tmp_path).status == "reproduced"
+    assert claims.transfer_verdict(tmp_path) is None  # no ticket has moved to another task
+    for optimizer in ("adamw", "sam"):
+        _masked(tmp_path, "mrpc", optimizer, 80.0, "imp", "rte", "sam")
+        _masked(tmp_path, "mrpc", optimizer, 78.0, "imp", "rte", "adamw")
+    verdict = claims.transfer_verdict(tmp_path)
+    assert verdict.status == "reproduced" and "2/2" in verdict.ours and "+2.0" in verdict.ours

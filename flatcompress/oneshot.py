@@ -1,0 +1,80 @@
+"""One-shot magnitude pruning without retraining (paper A.3, Figure 7).
+
+Take a fine-tuned model $\\theta$, and for each sparsity $s$ of a sweep (the paper: 0% to 60% in 5%
+steps) evaluate $\\theta \\odot m_s$ on the validation data, where $m_s$ is the global magnitude mask of
+$\\theta$ itself at $s$ over the prunable set (`flatcompress.pruning.magnitude_masks`). No weight is
+trained again, so the curve shows how much of the model's accuracy survives the removal of its
+smallest weights: a flat minimum should tolerate the perturbation better.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from flatcompress.config import check_sparsity
+from flatcompress.data import encode, load_task
+from flatcompress.errors import MissingRecordError
+from flatcompress.masks import apply_masks, masks_sparsity
+from flatcompress.models import get_model_spec, load_tokenizer
+from flatcompress.provenance import provenance
+from flatcompress.pruning import magnitude_masks, prunable_names
+from flatcompress.records import config_key, read_record, record_path, write_record
+from flatcompress.training import FinetuneResult, evaluate
+
+__all__ = ["PAPER_ONESHOT_SPARSITIES", "one_shot_sweep"]
+
+PAPER_ONESHOT_SPARSITIES = tuple(round(0.05 * k, 2) for k in range(13))  # 0%, 5%, ..., 60% (A.3)
+
+
+def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_ONESHOT_SPARSITIES,
+                   results_dir: str | Path | None = "results", include_pooler: bool | None = None,
+                   compute: bool = True) -> dict[str, Any]:
+    """Metrics of `result`'s model pruned one-shot to each sparsity (no retraining); a record of kind `oneshot`.
+
+    With `compute=False` the record is only looked up (`MissingRecordError` when it is absent).
+    """
+    values = sorted({check_sparsity(s) for s in sparsities})
+    config = result.record["config"]
+    if include_pooler is None:
+        include_pooler = get_model_spec(config["model"]).pooler_pretrained
+    settings = {"finetune_key": result.record["key"], "sparsities": values, "include_pooler": include_pooler}
+    key = config_key(settings)
+    path = None
+    if results_dir is not None:
+        stem = f"{config['model']}-{config['optimizer']}-seed{config['seed']}"
+        path = record_path(results_dir, "oneshot", config["task"], stem, key)
+        if path.exists():
+            return {**read_record(path), "path": str(path)}
+    if not compute:
+        raise MissingRecordError(f"no one-shot pruning record {path}" if path else "compute=False needs a results_dir")
+    start = time.perf_counter()
+    model = result.load_model().eval()
+    original = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    data = load_task(config["task"], config["source"], config.get("data_dir"), config["max_train_examples"],
+                     config["max_eval_examples"],
+                     config["data_seed"])
+    tokenizer = load_tokenizer(config["model"])
+    features = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
+    names = prunable_names(model, include_pooler)
+    task = result.record["task"]
+    rows = []
+    for sparsity in values:
+        model.load_state_dict(original)
+        masks = magnitude_masks(model, sparsity, names)
+        with torch.no_grad():
+            apply_masks(model, masks)
+        metrics = {s: evaluate(model, f, config["task"], 2 * config["batch_size"]) for s, f in features.items()}
+        rows.append({"target_sparsity": sparsity, "sparsity": masks_sparsity(masks),
+                     "score": metrics[task["main_split"]][task["main_metric"]], "metrics": metrics})
+    model.load_state_dict(original)
+    record = {"kind": "oneshot", "key": key, "settings": settings, "config": config,
+              "finetune_record": str(result.path) if result.path else None, "unpruned_score": result.record["score"],
+              "rows": rows, "wall_time_s": time.perf_counter() - start,
+              "provenance": provenance(next(model.parameters()).device)}
+    if path is not None:
+        write_record(path, record)
+    return {**record, "path": str(path) if path else None}
