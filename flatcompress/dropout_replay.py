@@ -21,10 +21,9 @@ from typing import Any
 import torch
 
 from flatcompress.data import encode, load_task, pad_collate
-from flatcompress.errors import MissingRecordError
 from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
-from flatcompress.records import config_key, read_record, record_path, write_record
+from flatcompress.records import find_measurement, write_record
 from flatcompress.sam import SAM
 from flatcompress.training import FinetuneResult
 
@@ -58,15 +57,9 @@ def measure_dropout_replay(result: FinetuneResult, results_dir: str | Path | Non
     config = result.record["config"]
     settings = {"finetune_key": result.record["key"], "rho": rho, "draws": draws, "batch_size": batch_size,
                 "seed": seed}
-    key = config_key(settings)
-    path = None
-    if results_dir is not None:
-        stem = f"{config['model']}-{config['optimizer']}-seed{config['seed']}"
-        path = record_path(results_dir, "dropout_replay", config["task"], stem, key)
-        if path.exists():
-            return {**read_record(path), "path": str(path)}
-    if not compute:
-        raise MissingRecordError(f"no dropout-replay record {path}" if path else "compute=False needs a results_dir")
+    key, path, found = find_measurement(results_dir, "dropout_replay", result.record, settings, compute)
+    if found is not None:
+        return found
     start = time.perf_counter()
     model = result.load_model()
     data = load_task(config["task"], config["source"], config.get("data_dir"), draws * batch_size, 1,

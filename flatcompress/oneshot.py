@@ -17,12 +17,11 @@ import torch
 
 from flatcompress.config import check_sparsity
 from flatcompress.data import encode, load_task
-from flatcompress.errors import MissingRecordError
 from flatcompress.masks import apply_masks, masks_sparsity
 from flatcompress.models import get_model_spec, load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.pruning import magnitude_masks, prunable_names
-from flatcompress.records import config_key, read_record, record_path, write_record
+from flatcompress.records import find_measurement, write_record
 from flatcompress.training import FinetuneResult, evaluate
 
 __all__ = ["PAPER_ONESHOT_SPARSITIES", "one_shot_sweep"]
@@ -42,15 +41,9 @@ def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_O
     if include_pooler is None:
         include_pooler = get_model_spec(config["model"]).pooler_pretrained
     settings = {"finetune_key": result.record["key"], "sparsities": values, "include_pooler": include_pooler}
-    key = config_key(settings)
-    path = None
-    if results_dir is not None:
-        stem = f"{config['model']}-{config['optimizer']}-seed{config['seed']}"
-        path = record_path(results_dir, "oneshot", config["task"], stem, key)
-        if path.exists():
-            return {**read_record(path), "path": str(path)}
-    if not compute:
-        raise MissingRecordError(f"no one-shot pruning record {path}" if path else "compute=False needs a results_dir")
+    key, path, found = find_measurement(results_dir, "oneshot", result.record, settings, compute)
+    if found is not None:
+        return found
     start = time.perf_counter()
     model = result.load_model().eval()
     original = {k: v.detach().clone() for k, v in model.state_dict().items()}

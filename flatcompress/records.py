@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from flatcompress.errors import RecordExistsError
+from flatcompress.errors import MissingRecordError, RecordExistsError
 
-__all__ = ["config_key", "record_path", "write_record", "read_record", "iter_records"]
+__all__ = ["config_key", "record_path", "write_record", "read_record", "iter_records", "find_measurement"]
 
 SCHEMA_VERSION = 1
 
@@ -75,3 +75,23 @@ def iter_records(results_dir: str | Path, kind: str | None = None, **where: Any)
         if all(config.get(k) == v for k, v in where.items()):
             record["_path"] = str(path)
             yield record
+
+
+def find_measurement(results_dir: str | Path | None, kind: str, run: dict[str, Any], settings: dict[str, Any],
+                     compute: bool, overwrite: bool = False) -> tuple[str, Path | None, dict[str, Any] | None]:
+    """Key, path and (if it exists) record of a measurement of kind `kind` of the fine-tuning run `run` (its record).
+
+    The path is `<results_dir>/<kind>/<task>/<model>-<optimizer>-seed<seed>-<key>.json` (None without a
+    results_dir). A missing record with `compute=False` raises `MissingRecordError`.
+    """
+    key = config_key(settings)
+    path = None
+    if results_dir is not None:
+        config = run["config"]
+        stem = f"{config['model']}-{config['optimizer']}-seed{config['seed']}"
+        path = record_path(results_dir, kind, config["task"], stem, key)
+        if path.exists() and not overwrite:
+            return key, path, {**read_record(path), "path": str(path)}
+    if not compute:
+        raise MissingRecordError(f"no {kind} record {path}" if path else "compute=False needs a results_dir")
+    return key, path, None

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from flatcompress.data import encode, load_task, pad_collate
-from flatcompress.errors import MissingRecordError
 from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
-from flatcompress.records import config_key, read_record, record_path, write_record
+from flatcompress.records import find_measurement, write_record
 from flatcompress.sharpness import PAPER_EPSILONS, batches_loss, hessian_top_eigenvalue, sharpness_table
 from flatcompress.training import FinetuneResult
 
@@ -39,15 +38,9 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
     config = result.record["config"]
     settings = {"finetune_key": result.record["key"], "epsilons": list(epsilons), "dim": dim, "n_examples": n_examples,
                 "seed": seed, "maxiter": maxiter, "hessian_iters": hessian_iters}
-    key = config_key(settings)
-    path = None
-    if results_dir is not None:
-        stem = f"{config['model']}-{config['optimizer']}-seed{config['seed']}"
-        path = record_path(results_dir, "sharpness", config["task"], stem, key)
-        if path.exists() and not overwrite:
-            return {**read_record(path), "path": str(path)}
-    if not compute:
-        raise MissingRecordError(f"no sharpness record {path}" if path else "compute=False needs a results_dir")
+    key, path, found = find_measurement(results_dir, "sharpness", result.record, settings, compute, overwrite)
+    if found is not None:
+        return found
     start = time.perf_counter()
     model = result.load_model()
     data = load_task(config["task"], config["source"], config.get("data_dir"), None, n_examples, config["data_seed"])
