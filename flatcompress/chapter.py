@@ -18,8 +18,9 @@ editable install points to), else `./results`.
 
 from __future__ import annotations
 
-import os
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -68,6 +69,13 @@ def environment() -> dict[str, str]:
             "device": device_name(device)}
 
 
+def _as_list(value: Any) -> Any:
+    """A list given as a string (`"rte, mrpc"`, `"['rte']"`, `"0 1 2"`) split into its items; anything else as is."""
+    if isinstance(value, str):
+        return [item for item in re.split(r"[\s,\[\]'\"]+", value) if item]
+    return value
+
+
 @dataclass(frozen=True)
 class Chapter:
     """One chapter's runs at one tier. Build it with `Chapter.open`."""
@@ -85,6 +93,7 @@ class Chapter:
              seeds: Sequence[int] | None = None, results_dir: str | Path | None = None) -> "Chapter":
         """Validate the chapter's parameters before anything runs; `None` means the tier's default."""
         tier = get_profile(profile)
+        tasks, seeds = _as_list(tasks), _as_list(seeds)  # papermill -p passes "rte mrpc" or "['rte']" as a string
         default = tier.chapter_tasks.get(name, tier.tasks)
         task_names = tuple(get_task(t).name for t in (tasks if tasks is not None else default))
         seed_list = tuple(int(s) for s in (seeds if seeds is not None else tier.seeds))

@@ -78,3 +78,11 @@ def test_the_chapter_notebook_stops_on_a_missing_record_with_the_command(tmp_pat
                                    parameters={"profile": "cpu", "results_dir": str(tmp_path / "empty")},
                                    progress_bar=False, kernel_name="python3")
     assert not (tmp_path / "empty").exists()  # nothing was trained or written
+
+
+def test_lists_given_as_strings_are_split(tmp_path):
+    """`papermill -p tasks "['rte', 'mrpc']"` and `-p seeds "0 1"` pass strings; they mean lists."""
+    ch = Chapter.open("train-flat", "cpu", False, "['rte', 'mrpc']", "0 1", tmp_path)
+    assert ch.tasks == ("rte", "mrpc") and ch.seeds == (0, 1)
+    with pytest.raises(ValueError, match="unknown task 'rtee'"):
+        Chapter.open("train-flat", "cpu", False, "rtee", None, tmp_path)
