@@ -81,7 +81,7 @@ PROFILES: dict[str, Profile] = {
                 imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7), oneshot_sparsities=(0.0, 0.2, 0.4, 0.6)),
         Profile("cpu", "pretrained MiniLM-L6 on real data subsets: minutes per run on 2 cores", "minilm-l6", lr=1e-4,
                 epochs=3, max_train_examples=1000, max_eval_examples=1000, seeds=(0,),
-                tasks=("rotten_tomatoes", "sst2"), imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7),
+                tasks=("rotten_tomatoes", "sst2", "mrpc"), imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7),
                 chapter_tasks={"pruning-without-retraining": ("mrpc",)}),
         Profile("colab", "bert-base-uncased on the small GLUE tasks, full data: one GPU, a few hours",
                 "bert-base-uncased", lr=2e-5, epochs=10, tasks=_SMALL_GLUE + ("sst2",), epochs_by_task={"sst2": 3}),
