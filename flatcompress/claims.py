@@ -146,13 +146,22 @@ def _paired_tasks(curves: dict[tuple[str, str], Any]) -> list[str]:
     return sorted({t for t, o in curves if o == "adamw"} & {t for t, o in curves if o == "sam"})
 
 
+NOISE_POINTS = 1.0  # a SAM - Adam difference smaller than this (points of the main metric) decides nothing
+
+
 def _agreement(cells: list[tuple[str, float, float]], what: str) -> Verdict:
-    """Verdict from (label, ours SAM - Adam, paper SAM - Adam) cells: does our sign agree with the paper's?"""
-    agree = [c for c in cells if (c[1] >= 0) == (c[2] >= 0)]
+    """Verdict from (label, ours SAM - Adam, paper SAM - Adam) cells: does our sign agree with the paper's?
+
+    Our differences within `NOISE_POINTS` of zero count neither way. Reproduced: every cell agrees; contradicted:
+    more than half disagree; otherwise not reproduced at this scale."""
+    clear = [c for c in cells if abs(c[1]) >= NOISE_POINTS]
+    agree = [c for c in clear if (c[1] >= 0) == (c[2] >= 0)]
     k, n = len(agree), len(cells)
-    status = "reproduced" if k == n else "contradicted" if 2 * k < n else "not reproduced at this scale"
+    status = ("reproduced" if k == n else "contradicted" if 2 * (len(clear) - k) > n else
+              "not reproduced at this scale")
     detail = ", ".join(f"{label} {ours:+.1f} (paper {paper:+.1f})" for label, ours, paper in cells)
-    return Verdict(status, f"{what}, SAM − Adam: {detail}; same sign as the paper on {k}/{n}")
+    return Verdict(status, f"{what}, SAM − Adam: {detail}; same sign as the paper, beyond ±{NOISE_POINTS:g} point, "
+                           f"on {k}/{n}")
 
 
 def pruning_verdict(results_dir: Path, rewind: bool = True) -> Verdict | None:
@@ -193,11 +202,13 @@ def average_curve_verdict(results_dir: Path) -> Verdict | None:
         return None
     common = sorted(set.intersection(*(set(curves[(t, o)]) for t in tasks for o in ("adamw", "sam"))))
     gaps = {s: sum(curves[(t, "sam")][s] - curves[(t, "adamw")][s] for t in tasks) / len(tasks) for s in common}
-    above = [s for s, g in gaps.items() if g > 0]
+    above = [s for s, g in gaps.items() if g >= NOISE_POINTS]
+    below = [s for s, g in gaps.items() if g <= -NOISE_POINTS]
     k, n = len(above), len(gaps)
-    status = "reproduced" if k == n else "contradicted" if 2 * k < n else "not reproduced at this scale"
+    status = "reproduced" if k == n else "contradicted" if 2 * len(below) > n else "not reproduced at this scale"
     detail = ", ".join(f"{s:.0%} {g:+.1f}" for s, g in gaps.items())
-    return Verdict(status, f"mean SAM − Adam over {len(tasks)} task(s): {detail}; above at {k}/{n} sparsities")
+    return Verdict(status, f"mean SAM − Adam over {len(tasks)} task(s): {detail}; above by ±{NOISE_POINTS:g} point "
+                           f"or more at {k}/{n} sparsities, below at {len(below)}")
 
 
 def masked_runs(results_dir: Path) -> list[dict[str, Any]]:
