@@ -131,3 +131,10 @@ def test_mask_and_transfer_verdicts_read_the_tickets_origin(tmp_path):
         _masked(tmp_path, "mrpc", optimizer, 78.0, "imp", "rte", "adamw")
     verdict = claims.transfer_verdict(tmp_path)
     assert verdict.status == "reproduced" and "2/2" in verdict.ours and "+2.0" in verdict.ours
+
+
+def test_agreeing_only_on_the_papers_exception_reproduces_nothing(tmp_path):
+    _imp(tmp_path, "mrpc", "adamw", {0.0: 74.0, 0.5: 74.0}, rewind=False)
+    _imp(tmp_path, "mrpc", "sam", {0.0: 71.0, 0.5: 72.0}, rewind=False)  # -2.0; the paper: -0.2 (its exception)
+    verdict = claims.pruning_verdict(tmp_path, rewind=False)
+    assert verdict.status == "not reproduced at this scale" and "on 1/1" in verdict.ours
