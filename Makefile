@@ -37,6 +37,7 @@ benchmark: install
 	$(BIN)/python benchmarks/sam_vs_adamw.py
 	$(BIN)/python benchmarks/imp_overhead.py
 	$(BIN)/python benchmarks/mask_size.py
+	$(BIN)/python benchmarks/quantize_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache _build

@@ -8,6 +8,13 @@ call it; they do not re-implement it.
 
 __version__ = "0.1.0"
 
+import logging
+
+# transformers imports torchao (the quantization back-end) whenever it is installed; on a CPU-only torch
+# its import logs that its CUDA kernels do not load, and torch logs a deprecation note about its enums.
+for _name in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
 from flatcompress.config import FinetuneConfig, check_sparsity
 from flatcompress.training import FinetuneResult, evaluate, finetune
 from flatcompress.profiles import PROFILES, get_profile

@@ -31,7 +31,7 @@ from flatcompress.profiles import Profile, get_profile
 from flatcompress.tasks import get_task
 from flatcompress.training import FinetuneResult, finetune
 
-__all__ = ["Chapter", "checkout_root", "results_root", "environment"]
+__all__ = ["Chapter", "checkout_root", "results_root", "benchmark_record", "environment"]
 
 
 def checkout_root(start: str | Path | None = None) -> Path | None:
@@ -51,6 +51,14 @@ def results_root(start: str | Path | None = None) -> Path:
         return Path(os.environ["FLATCOMPRESS_RESULTS_DIR"])
     checkout = checkout_root(start)
     return checkout / "results" if checkout else Path("results")
+
+
+def benchmark_record(name: str) -> dict[str, Any] | None:
+    """The committed result of `benchmarks/<name>.py` (`benchmarks/results/<name>.json`); None without a checkout
+    or before the benchmark has run."""
+    checkout = checkout_root()
+    path = checkout / "benchmarks" / "results" / f"{name}.json" if checkout else None
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
 
 
 def environment() -> dict[str, str]:
@@ -185,6 +193,15 @@ class Chapter:
 
         return self._measure(one_shot_sweep, "the one-shot pruning sweep", task, optimizer, seed,
                              sparsities=self.profile.oneshot_sparsities)
+
+    def quantization(self, task: str, optimizer: str = "adamw", seed: int = 0,
+                     settings: Sequence[str] = ("torch-ao",)) -> dict[str, Any]:
+        """fp32 and int8 scores (Table 8) of one fine-tuned run, one row per quantization setting
+        (`flatcompress.quantization_records`; "torch-ao" is the paper's recipe)."""
+        from flatcompress.quantization_records import measure_quantization
+
+        return self._measure(measure_quantization, "the int8 quantization", task, optimizer, seed,
+                             settings=list(_as_list(settings)))
 
     def imp(self, task: str, optimizer: str = "adamw", seed: int = 0, rewind: bool = True,
             **overrides: Any) -> dict[str, Any]:

@@ -107,6 +107,21 @@ def _cmd_oneshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from flatcompress.quantization_records import measure_quantization, parse_setting
+
+    settings = args.settings or ["torch-ao"]
+    for setting in settings:
+        parse_setting(setting)
+    result, results_dir = _run(args, save_checkpoint=True)
+    record = measure_quantization(result, settings, results_dir=results_dir)
+    print(_table([("setting", "fp32", "int8", "MB")] +
+                 [("fp32", f"{record['fp32_score']:.4f}", "", f"{record['fp32_bytes'] / 1e6:.1f}")] +
+                 [(r["setting"], "", f"{r['score']:.4f}", f"{r['bytes'] / 1e6:.1f}") for r in record["rows"]]))
+    print(record["path"])
+    return 0
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from flatcompress.reproduce import parse_parameters, reproduce
 
@@ -162,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(op)
     op.add_argument("--sparsities", nargs="+", type=float, help="default: the tier's (0-60%% in 5%% steps)")
     op.set_defaults(func=_cmd_oneshot)
+    qp = sub.add_parser("quantize", help="fine-tune (or reuse a run), then score it in fp32 and int8 (Table 8)")
+    _add_run_arguments(qp)
+    qp.add_argument("--settings", nargs="+", help="back-ends (torch-ao, torchao, onnxruntime), each optionally "
+                                                  "with +emb to quantize the embeddings too (default: torch-ao)")
+    qp.set_defaults(func=_cmd_quantize)
     rp = sub.add_parser("reproduce", help="run the book's chapters through papermill (skips finished runs)")
     rp.add_argument("--profile", required=True, choices=list(PROFILES), metavar="PROFILE",
                     help=f"scale tier, one of {', '.join(PROFILES)}")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from flatcompress.masks import Masks, masks_sparsity
+from flatcompress.masks import Masks, check_masks_fit, masks_sparsity
 
 __all__ = ["MaskFile", "save_masks", "load_masks", "check_masks_fit"]
 
@@ -85,13 +85,3 @@ def load_masks(path: str | Path, model: torch.nn.Module | None = None) -> MaskFi
         check_masks_fit(masks, model, header["model"], path)
     return MaskFile(masks, header["model"], header["sparsity"], header["meta"])
 
-
-def check_masks_fit(masks: Masks, model: torch.nn.Module, made_for: str = "?", source: Any = "the masks") -> None:
-    """Raise a ValueError naming the first mask with no parameter of its name and shape in `model`."""
-    params = dict(model.named_parameters())
-    for name, mask in masks.items():
-        if name not in params:
-            raise ValueError(f"{source} (made for {made_for}) has a mask for {name!r}, which this model does not have")
-        if tuple(mask.shape) != tuple(params[name].shape):
-            raise ValueError(f"{source} (made for {made_for}) does not fit this model: {name!r} is "
-                             f"{tuple(mask.shape)} in the mask and {tuple(params[name].shape)} in the model")

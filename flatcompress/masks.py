@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import torch
 
-__all__ = ["Masks", "Ticket", "apply_masks", "mask_gradients", "masks_sparsity", "masks_fingerprint"]
+__all__ = ["Masks", "Ticket", "apply_masks", "check_masks_fit", "mask_gradients", "masks_sparsity", "masks_fingerprint"]
 
 Masks = Mapping[str, torch.Tensor]
 
@@ -28,16 +28,21 @@ class Ticket:
     origin: dict[str, Any]
 
 
-def _resolve(model: torch.nn.Module, masks: Masks) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+def check_masks_fit(masks: Masks, model: torch.nn.Module, made_for: str = "?", source: Any = "the masks") -> None:
+    """Raise a ValueError naming the first mask with no parameter of its name and shape in `model`."""
     params = dict(model.named_parameters())
-    pairs = []
     for name, mask in masks.items():
         if name not in params:
-            raise KeyError(f"mask names {name!r}, which is not a parameter of the model")
+            raise ValueError(f"{source} (made for {made_for}) has a mask for {name!r}, which this model does not have")
         if tuple(mask.shape) != tuple(params[name].shape):
-            raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, the weight {tuple(params[name].shape)}")
-        pairs.append((params[name], mask.to(device=params[name].device, dtype=torch.bool)))
-    return pairs
+            raise ValueError(f"{source} (made for {made_for}) does not fit this model: {name!r} is "
+                             f"{tuple(mask.shape)} in the mask and {tuple(params[name].shape)} in the model")
+
+
+def _resolve(model: torch.nn.Module, masks: Masks) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+    check_masks_fit(masks, model)
+    params = dict(model.named_parameters())
+    return [(params[name], mask.to(device=params[name].device, dtype=torch.bool)) for name, mask in masks.items()]
 
 
 @torch.no_grad()

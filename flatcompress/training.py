@@ -23,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -212,6 +212,7 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
 
     main_split, main_metric = task.eval_splits[0], task.main_metric
     step = state["epoch"] * steps_per_epoch
+    penalized = _l1_parameters(model, config) if config.l1 > 0 else []
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
@@ -223,7 +224,7 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
             step += 1
             batch = pad_collate([train_features[i] for i in order[start:start + config.batch_size]],
                                 tokenizer.pad_token_id)
-            closure = _make_closure(model, optimizer, batch, config, masks, dev, step)
+            closure = _make_closure(model, optimizer, batch, config, masks, dev, step, penalized)
             loss = optimizer.step(closure)
             if masks is not None:
                 apply_masks(model, masks)
@@ -288,12 +289,13 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
 
 
 def _make_closure(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
-                  config: FinetuneConfig, masks: Masks | None, device: torch.device, step: int) -> Callable[[], torch.Tensor]:
-    """Zero the gradients, run forward and backward (over micro-batches), mask and clip; return the loss."""
+                  config: FinetuneConfig, masks: Masks | None, device: torch.device, step: int,
+                  penalized: Sequence[torch.nn.Parameter] = ()) -> Callable[[], torch.Tensor]:
+    """Zero the gradients, run forward and backward (over micro-batches), add `config.l1` * sum |w| over
+    `penalized`, mask and clip; return the loss."""
     size = batch["input_ids"].shape[0]
     micro = config.micro_batch_size or size
     chunks = [{k: v[i:i + micro].to(device) for k, v in batch.items()} for i in range(0, size, micro)]
-    penalized = _l1_parameters(model, config) if config.l1 > 0 else []
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)

@@ -138,3 +138,31 @@ def test_agreeing_only_on_the_papers_exception_reproduces_nothing(tmp_path):
     _imp(tmp_path, "mrpc", "sam", {0.0: 71.0, 0.5: 72.0}, rewind=False)  # -2.0; the paper: -0.2 (its exception)
     verdict = claims.pruning_verdict(tmp_path, rewind=False)
     assert verdict.status == "not reproduced at this scale" and "on 1/1" in verdict.ours
+
+
+def _quantization(root, task, optimizer, full, int8, model="minilm-l6", metric="accuracy"):
+    write_record(root / "quantization" / task / f"{optimizer}.json",
+                 {"kind": "quantization", "config": {"task": task, "optimizer": optimizer, "seed": 0, "model": model},
+                  "fp32_metrics": {"validation": {metric: full, "f1": full + 0.1}},
+                  "rows": [{"setting": "torch-ao+emb", "metrics": {"validation": {metric: 0.0, "f1": 0.0}}},
+                           {"setting": "torch-ao", "metrics": {"validation": {metric: int8, "f1": int8 + 0.1}}}]})
+
+
+@pytest.mark.parametrize("sam_int8, status", [(0.79, "reproduced"), (0.75, "not reproduced at this scale"),
+                                              (0.70, "contradicted")])
+def test_quantization_verdict_compares_the_drops_in_table8s_metric(tmp_path, sam_int8, status):
+    _quantization(tmp_path, "rte", "adamw", 0.80, 0.75)  # Adam loses 5 points
+    _quantization(tmp_path, "rte", "sam", 0.80, sam_int8)
+    scores = claims.quantization_scores(tmp_path)
+    assert scores[("rte", "adamw", "full")] == pytest.approx(80.0) and scores[("rte", "adamw", "int8")] == 75.0
+    assert claims.quantization_verdict(tmp_path).status == status
+    assert claims.quantization_scores(tmp_path, "onnxruntime") == {}
+    verdict = claims.ptq_vs_qat_verdict(tmp_path)
+    assert verdict.status == "not run yet" and "needs BERT-base" in verdict.ours
+
+
+def test_ptq_vs_qat_reads_f1_for_mrpc_on_bert_base(tmp_path):
+    for optimizer in ("adamw", "sam"):
+        _quantization(tmp_path, "mrpc", optimizer, 0.80, 0.8936, model="bert-base-uncased")
+    assert claims.quantization_scores(tmp_path)[("mrpc", "sam", "int8")] == pytest.approx(99.36)  # F1, not accuracy
+    assert claims.ptq_vs_qat_verdict(tmp_path).status == "reproduced"  # 99.36 >= QAT 89.56 - 0.2

@@ -1,0 +1,82 @@
+"""Accuracy of a fine-tuned model before and after int8 quantization, as a result record (Table 8, Fig. 5).
+
+`measure_quantization(result, settings)` loads a finished `finetune` run's best model, scores it in
+fp32 on the CPU, quantizes it once per setting (`"torch-ao"`, `"onnxruntime+emb"`, ...: a back-end of
+`flatcompress.quantize`, `+emb` to quantize the embeddings too) and scores each int8 model on the same
+validation data. The record, `<results_dir>/quantization/<task>/<run stem>-<key>.json`, holds every
+metric and the serialized size of each model; an existing record is returned instead of measuring again.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from flatcompress.data import encode, load_task, pad_collate
+from flatcompress.models import load_tokenizer
+from flatcompress.provenance import provenance
+from flatcompress.quantize import check_backend, quantize, serialized_bytes
+from flatcompress.records import find_measurement, write_record
+from flatcompress.training import FinetuneResult, evaluate
+
+__all__ = ["PAPER_SETTING", "parse_setting", "measure_quantization"]
+
+PAPER_SETTING = "torch-ao"  # quantize_dynamic on nn.Linear, embeddings in fp32: the paper's recipe (§2.3)
+
+
+def parse_setting(setting: str) -> tuple[str, bool]:
+    """`"backend"` or `"backend+emb"` as (backend, quantize the embeddings too); an unknown back-end is an error."""
+    backend, plus, rest = setting.partition("+")
+    if plus and rest != "emb":
+        raise ValueError(f"a quantization setting is a back-end, optionally followed by '+emb'; got {setting!r}")
+    return check_backend(backend), bool(plus)
+
+
+def measure_quantization(result: FinetuneResult, settings: Sequence[str] = (PAPER_SETTING,),
+                         results_dir: str | Path | None = "results", compute: bool = True) -> dict[str, Any]:
+    """fp32 and int8 metrics of `result`'s best model, one row per quantization setting (a `quantization` record).
+
+    Everything runs on the CPU, where dynamic quantization runs. With `compute=False` the record is only
+    looked up (`MissingRecordError` when it is absent).
+    """
+    labels = list(dict.fromkeys(settings))
+    parsed = [parse_setting(s) for s in labels]  # every setting is checked before any work
+    config = result.record["config"]
+    key, path, found = find_measurement(results_dir, "quantization", result.record,
+                                        {"finetune_key": result.record["key"], "settings": labels}, compute)
+    if found is not None:
+        return found
+    start = time.perf_counter()
+    model = result.load_model().float().cpu().eval()
+    data = load_task(config["task"], config["source"], config.get("data_dir"), None, config["max_eval_examples"],
+                     config["data_seed"])
+    tokenizer = load_tokenizer(config["model"])
+    features = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
+    task = result.record["task"]
+    cpu = torch.device("cpu")
+
+    def scores(m: torch.nn.Module) -> dict[str, dict[str, float]]:
+        return {s: evaluate(m, f, config["task"], 2 * config["batch_size"], cpu) for s, f in features.items()}
+
+    fp32 = scores(model)
+    example = pad_collate(features[task["main_split"]][:2], tokenizer.pad_token_id)  # input names for ONNX
+    rows = []
+    for label, (backend, embeddings) in zip(labels, parsed):
+        tick = time.perf_counter()
+        quantized = quantize(model, backend, embeddings, example)
+        metrics = scores(quantized)
+        rows.append({"setting": label, "backend": backend, "embeddings": embeddings,
+                     "score": metrics[task["main_split"]][task["main_metric"]], "metrics": metrics,
+                     "bytes": serialized_bytes(quantized), "seconds": time.perf_counter() - tick})
+    record = {"kind": "quantization", "key": key, "settings": {"finetune_key": result.record["key"], "settings": labels},
+              "config": config, "finetune_record": str(result.path) if result.path else None,
+              "fp32_score": fp32[task["main_split"]][task["main_metric"]], "fp32_metrics": fp32,
+              "fp32_bytes": serialized_bytes(model), "rows": rows, "wall_time_s": time.perf_counter() - start,
+              "provenance": provenance(cpu)}
+    if path is not None:
+        write_record(path, record)
+    return {**record, "path": str(path) if path else None}
+
