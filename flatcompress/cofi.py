@@ -1,0 +1,312 @@
+"""One CoFi run: prune a pre-trained student to a target sparsity while distilling a fine-tuned teacher
+(Xia, Zhong & Chen 2022; the paper's §2.2.2 and Table 2, where the teacher is fine-tuned with Adam or SAM).
+
+The run has three stages, all on the teacher's task and training data:
+
+1. **distill** (CoFi's pre-pruning fine-tuning): the student learns from the teacher, no gates;
+2. **prune**: CoFi's gates are sampled every step and the Lagrangian (`flatcompress.structured`) pulls the
+   expected sparsity to the target, which rises from 0 over the first `warmup_epochs`;
+3. **finetune**: the evaluation gates are fixed, the student is pruned physically
+   (`flatcompress.cofi_model.prune_physically`) and trained further; its best epoch is kept.
+
+The loss in every stage is CoFi's distillation objective,
+
+$$\\mathcal{L} = (1 - \\alpha)\\, T^2\\, \\mathrm{KL}\\big(\\sigma(t / T) \\,\\|\\, \\sigma(s / T)\\big)
++ \\alpha \\sum_{i \\in \\mathcal{T}} \\mathrm{MSE}\\big(W h^{s}_{m(i)},\\, h^{t}_{i}\\big)\\; (+\\, \\mathcal{L}_c \\text{ while pruning}),$$
+
+with temperature $T = 2$, four evenly spaced teacher layers $\\mathcal{T}$, a learned map $W$ (identity at the
+start) and CoFi's layer matching $m(i)$: the student layer, not before $m(i-1)$ and not pruned away,
+closest to teacher layer $i$. For regression tasks the KL term is a squared error between the outputs.
+A pruned model is *accepted* when its sparsity is within `tolerance` of the target.
+
+`cofi(teacher, settings)` writes `<results_dir>/cofi/<task>/<model>-<teacher optimizer>-seed<s>-<key>.json`;
+a snapshot after every epoch lets an interrupted run continue where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from flatcompress.cofi_model import GatedBert, load_pruned, prune_physically, save_pruned
+from flatcompress.data import encode, load_task, pad_collate
+from flatcompress.device import pick_device
+from flatcompress.errors import MissingRecordError
+from flatcompress.models import load_model, load_tokenizer
+from flatcompress.provenance import provenance
+from flatcompress.records import config_key, read_record, record_path, write_record
+from flatcompress.structured import CoFiGates, EncoderShape, Lagrangian, check_target
+from flatcompress.tasks import get_task
+from flatcompress.training import FinetuneResult, evaluate, seed_everything
+
+__all__ = ["CoFiSettings", "cofi", "teacher_layers", "layer_distillation_loss", "prediction_distillation_loss"]
+
+
+@dataclass(frozen=True)
+class CoFiSettings:
+    """CoFi's schedule and loss weights (paper A.10 and CoFi's scripts: prune 20 epochs on large GLUE tasks,
+    100 on small ones, warm-up 2, fine-tune 20; lr 2e-5, 3e-5 after pruning; α = 0.9 for SST-2 and QNLI)."""
+
+    target: float = 0.95
+    distill_epochs: int = 1
+    prune_epochs: int = 20
+    warmup_epochs: int = 2
+    finetune_epochs: int = 20
+    lr: float = 2e-5
+    finetune_lr: float = 3e-5
+    reg_lr: float = 0.01
+    layer_alpha: float = 0.9
+    temperature: float = 2.0
+    tolerance: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_target(self.target)
+        if self.prune_epochs < 1 or min(self.distill_epochs, self.finetune_epochs, self.warmup_epochs) < 0:
+            raise ValueError("prune_epochs must be >= 1 and the other epoch counts >= 0")
+        if self.warmup_epochs > self.prune_epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) cannot exceed prune_epochs ({self.prune_epochs})")
+        if min(self.lr, self.finetune_lr, self.reg_lr, self.temperature, self.tolerance) <= 0:
+            raise ValueError("learning rates, temperature and tolerance must be positive")
+        if not 0.0 <= self.layer_alpha <= 1.0:
+            raise ValueError(f"layer_alpha must be in [0, 1], got {self.layer_alpha}")
+
+    @property
+    def epochs(self) -> int:
+        return self.distill_epochs + self.prune_epochs + self.finetune_epochs
+
+    def stage(self, epoch: int) -> str:
+        """The stage of 1-based `epoch`: distill, prune or finetune."""
+        if epoch <= self.distill_epochs:
+            return "distill"
+        return "prune" if epoch <= self.distill_epochs + self.prune_epochs else "finetune"
+
+
+def teacher_layers(layers: int) -> list[int]:
+    """Four evenly spaced teacher layers (0-based), as CoFi's {3, 6, 9, 12} of BERT-base's twelve."""
+    return sorted({math.ceil((k + 1) * layers / 4) - 1 for k in range(4)})
+
+
+def layer_distillation_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], transform: torch.nn.Module,
+                            head_layer: torch.Tensor | None = None) -> torch.Tensor:
+    """CoFi's layer distillation: each chosen teacher layer is matched to the closest (in MSE after `transform`)
+    student layer at or after the previous match, skipping student layers whose attention is pruned away.
+
+    `student` and `teacher` are the layer outputs (without the embeddings)."""
+    chosen = [teacher[i] for i in teacher_layers(len(teacher))]
+    mapped = [transform(s) for s in student]
+    losses = torch.stack([torch.stack([F.mse_loss(m, t) for m in mapped]) for t in chosen])  # teacher x student
+    alive = head_layer != 0 if head_layer is not None else torch.ones(len(student), dtype=torch.bool)
+    last, picked = 0, []
+    for row in losses.detach():
+        order = torch.argsort(row)
+        allowed = order[(order >= last) & alive.to(order.device)[order]]
+        last = int(allowed[0]) if len(allowed) else last
+        picked.append(last)
+    return losses[torch.arange(len(chosen)), torch.tensor(picked)].sum()
+
+
+def prediction_distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """$T^2\\,\\mathrm{KL}(\\sigma(t/T) \\| \\sigma(s/T))$ per example; the squared error for one-output (regression) heads."""
+    if student.shape[-1] == 1:
+        return F.mse_loss(student, teacher)
+    return F.kl_div(F.log_softmax(student / temperature, -1), F.softmax(teacher / temperature, -1),
+                    reduction="batchmean") * temperature ** 2
+
+
+def _key(teacher: dict[str, Any], settings: CoFiSettings) -> str:
+    return config_key({"teacher": teacher["key"], "settings": dataclasses.asdict(settings)})
+
+
+def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), results_dir: str | Path | None = "results",
+         compute: bool = True, progress: bool = True, device: str | None = None,
+         save_checkpoint: bool = False) -> dict[str, Any]:
+    """Prune a pre-trained student of the teacher's model to `settings.target` while distilling `teacher`;
+    return the `cofi` record (and write it under `results_dir`). `compute=False` only looks it up."""
+    config = teacher.record["config"]
+    key = _key(teacher.record, settings)
+    path = None
+    if results_dir is not None:
+        stem = f"{config['model']}-{config['optimizer']}-seed{settings.seed}"
+        path = record_path(results_dir, "cofi", config["task"], stem, key)
+        if path.exists():
+            return {**read_record(path), "path": str(path)}
+    if not compute:
+        raise MissingRecordError(f"no cofi record {path}" if path else "compute=False needs a results_dir")
+    start_time = time.perf_counter()
+    task, dev = get_task(config["task"]), pick_device(device)
+    data = load_task(task, config["source"], config.get("data_dir"), config["max_train_examples"],
+                     config["max_eval_examples"], config["data_seed"])
+    tokenizer = load_tokenizer(config["model"])
+    train = encode(data.train, tokenizer, config["max_length"])
+    evals = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
+    teacher_model = teacher.load_model().to(dev).eval()
+    seed_everything(settings.seed)
+    student = GatedBert(load_model(config["model"], task, config.get("num_layers"))).to(dev)
+    shape = EncoderShape.of(student.config)
+    gates, constraint = CoFiGates(shape).to(dev), Lagrangian(settings.target).to(dev)
+    transform = torch.nn.Linear(shape.hidden, teacher_model.config.hidden_size).to(dev)
+    with torch.no_grad():
+        transform.weight.copy_(torch.eye(teacher_model.config.hidden_size, shape.hidden))
+        transform.bias.zero_()
+    steps_per_epoch = -(-len(train) // config["batch_size"])
+    constraint.warmup_steps = settings.warmup_epochs * steps_per_epoch
+
+    partial = path.with_suffix(".partial") if path is not None else None
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best": None, "elapsed": 0.0, "z": None}
+    saved: dict[str, Any] = {}
+    if partial is not None and (partial / "state.pt").exists():
+        saved = torch.load(partial / "state.pt", map_location="cpu", weights_only=False)
+        state = saved["state"]
+        student = load_pruned(partial / "student").to(dev)
+        gates.load_state_dict(saved["gates"]), constraint.load_state_dict(saved["constraint"])
+        transform.load_state_dict(saved["transform"])
+        torch.random.set_rng_state(saved["rng"])
+        if progress:
+            tqdm.write(f"resuming {path.name} after epoch {state['epoch']}")
+
+    def optimizers(stage: str, remaining_epochs: int) -> tuple[torch.optim.Optimizer, Any, list]:
+        lr = settings.finetune_lr if stage == "finetune" else settings.lr
+        main = torch.optim.AdamW(list(student.parameters()) + list(transform.parameters()), lr=lr, weight_decay=0.0)
+        total = max(1, remaining_epochs * steps_per_epoch)
+        schedule = torch.optim.lr_scheduler.LambdaLR(main, lambda step: max(0.0, 1 - step / total))
+        extra = []
+        if stage == "prune":
+            extra = [torch.optim.AdamW(gates.parameters(), lr=settings.reg_lr, weight_decay=0.0),
+                     torch.optim.AdamW(constraint.parameters(), lr=settings.reg_lr, weight_decay=0.0, maximize=True)]
+        return main, schedule, extra
+
+    current = None
+    for epoch in range(state["epoch"] + 1, settings.epochs + 1):
+        stage = settings.stage(epoch)
+        if stage == "finetune" and state["z"] is None:  # the end of pruning: fix the gates, remove the structures
+            state["z"] = {k: v.detach().cpu() for k, v in gates.deterministic().items()}
+            state["pruned_sparsity"] = gates.sparsity()
+            student = prune_physically(student.cpu(), state["z"]).to(dev)
+        if current != stage:  # fresh optimizers and schedule for each stage
+            main, schedule, extra = optimizers(stage, {"distill": settings.distill_epochs, "prune": settings.prune_epochs,
+                                                       "finetune": settings.finetune_epochs}[stage])
+            if saved.get("stage") == stage:  # resuming inside a stage: its optimizers go on where they were
+                for opt, opt_state in zip((main, *extra), saved["optimizers"]):
+                    opt.load_state_dict(opt_state)
+                schedule.load_state_dict(saved["schedule"])
+            current = stage
+        tick = time.perf_counter()
+        student.train()
+        order = np.random.default_rng([settings.seed, epoch]).permutation(len(train))
+        losses = []
+        bar = tqdm(total=steps_per_epoch, desc=f"CoFi {task.title} {stage} epoch {epoch}/{settings.epochs}",
+                   disable=not progress, leave=False, dynamic_ncols=True)
+        for start in range(0, len(order), config["batch_size"]):
+            batch = pad_collate([train[i] for i in order[start:start + config["batch_size"]]], tokenizer.pad_token_id)
+            batch = {k: v.to(dev) for k, v in batch.items() if k != "labels"}
+            with torch.no_grad():
+                taught = teacher_model(**batch, output_hidden_states=True)
+            z = gates.sample() if stage == "prune" else None
+            out = student(**batch, gates=z)
+            loss = (1 - settings.layer_alpha) * prediction_distillation_loss(out.logits, taught.logits,
+                                                                             settings.temperature)
+            if settings.layer_alpha > 0:
+                loss = loss + settings.layer_alpha * layer_distillation_loss(
+                    out.hidden_states[1:], list(taught.hidden_states[1:]), transform,
+                    z["head_layer"] if z is not None else None)
+            if stage == "prune":
+                step = (epoch - settings.distill_epochs - 1) * steps_per_epoch + start // config["batch_size"]
+                loss = loss + constraint(gates.expected_sparsity(), step)
+            for opt in (main, *extra):
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for opt in (main, *extra):
+                opt.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        bar.close()
+        row: dict[str, Any] = {"epoch": epoch, "stage": stage, "train_loss": float(np.mean(losses)),
+                               "train_seconds": time.perf_counter() - tick}
+        if stage == "prune":
+            row["expected_sparsity"] = float(gates.expected_sparsity().detach())
+            row["sparsity"] = gates.sparsity()
+            row["lambdas"] = constraint.lambdas.detach().cpu().tolist()
+        model = prune_physically(student.cpu(), gates.deterministic()) if stage == "prune" else student.cpu()
+        row["eval"] = {s: evaluate(model, f, task, 2 * config["batch_size"], torch.device("cpu"))
+                       for s, f in evals.items()}
+        student.to(dev)
+        row["score"] = row["eval"][task.eval_splits[0]][task.main_metric]
+        state["history"].append(row)
+        if stage == "finetune" and (state["best"] is None or row["score"] > state["best"]["score"]):
+            state["best"] = row
+            if partial is not None:
+                save_pruned(student.cpu(), partial / "best")
+                student.to(dev)
+        state["epoch"] = epoch
+        if partial is not None:
+            _snapshot(partial, student, gates, constraint, transform, state,
+                      state["elapsed"] + time.perf_counter() - start_time,
+                      {"stage": stage, "optimizers": [o.state_dict() for o in (main, *extra)],
+                       "schedule": schedule.state_dict()})
+        if progress:
+            tqdm.write(f"CoFi {task.title} epoch {epoch} ({stage}): {task.main_metric} {row['score']:.4f}"
+                       + (f", sparsity {row['sparsity']:.3f}" if "sparsity" in row else ""))
+    final = state["best"] or state["history"][-1]
+    sparsity = state.get("pruned_sparsity", gates.sparsity())
+    params = {"teacher": sum(p.numel() for p in teacher_model.parameters()),
+              "student": sum(p.numel() for p in student.parameters())}
+    record = {
+        "kind": "cofi", "key": key, "settings": dataclasses.asdict(settings), "teacher_key": teacher.record["key"],
+        "teacher_record": str(teacher.path) if teacher.path else None, "config": config,
+        "task": {"name": task.name, "main_metric": task.main_metric, "main_split": task.eval_splits[0]},
+        "teacher_score": teacher.record["score"], "score": final["score"], "metrics": final["eval"],
+        "best_epoch": final["epoch"], "sparsity": sparsity,
+        "accepted": abs(sparsity - settings.target) <= settings.tolerance,
+        "structure": _structure(student), "parameters": params, "history": state["history"],
+        "wall_time_s": state["elapsed"] + time.perf_counter() - start_time, "provenance": provenance(dev),
+    }
+    if path is not None:
+        write_record(path, record)
+        if save_checkpoint and partial is not None and (partial / "best.safetensors").exists():
+            for suffix in (".safetensors", ".json"):
+                os.replace(partial / f"best{suffix}", path.with_suffix(f".student{suffix}"))
+        _remove(partial)
+    return {**record, "path": str(path) if path else None}
+
+
+def _structure(student: GatedBert) -> list[dict[str, int]]:
+    """What is left of each layer: heads, FFN units and the hidden width."""
+    rows = []
+    for layer in student.model.bert.encoder.layer:
+        heads = 0 if layer.attention is None else layer.attention.self.query.weight.shape[0] // student.head_size
+        units = 0 if layer.intermediate is None else layer.intermediate.dense.weight.shape[0]
+        rows.append({"heads": heads, "ffn_units": units})
+    hidden = student.model.bert.embeddings.word_embeddings.weight.shape[1]
+    return [{**r, "hidden": hidden} for r in rows]
+
+
+def _snapshot(partial: Path, student: GatedBert, gates: CoFiGates, constraint: Lagrangian, transform: torch.nn.Module,
+              state: dict[str, Any], elapsed: float, optimization: dict[str, Any]) -> None:
+    """Everything the next epoch depends on, the student as a (pruned) model file and the rest in `state.pt`."""
+    partial.mkdir(parents=True, exist_ok=True)
+    save_pruned(student.cpu(), partial / "student")
+    payload = {"state": {**state, "elapsed": elapsed}, "gates": gates.state_dict(), "constraint": constraint.state_dict(),
+               "transform": transform.state_dict(), "rng": torch.random.get_rng_state(), **optimization}
+    torch.save(payload, partial / "state.tmp")
+    os.replace(partial / "state.tmp", partial / "state.pt")
+
+
+def _remove(folder: Path | None) -> None:
+    if folder is None or not folder.exists():
+        return
+    for item in folder.iterdir():
+        item.unlink()
+    folder.rmdir()

@@ -1,0 +1,84 @@
+"""A CoFi run: its losses, its settings' checks, a smoke run end to end, and resuming an interrupted run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from flatcompress.cofi import (CoFiSettings, cofi, layer_distillation_loss, prediction_distillation_loss,
+                               teacher_layers)
+from flatcompress.training import finetune
+
+
+def test_teacher_layers_are_cofis_for_bert_base_and_evenly_spread_otherwise():
+    assert teacher_layers(12) == [2, 5, 8, 11]
+    assert teacher_layers(6) == [1, 2, 4, 5]
+
+
+def test_layer_matching_finds_the_copied_layers_and_skips_pruned_ones():
+    torch.manual_seed(0)
+    teacher = [torch.randn(2, 3, 4) for _ in range(12)]
+    student = [teacher[2], torch.randn(2, 3, 4), teacher[5], teacher[8], torch.randn(2, 3, 4), teacher[11]]
+    identity = torch.nn.Identity()
+    assert float(layer_distillation_loss(student, teacher, identity)) == 0.0
+    pruned = torch.tensor([1.0, 1, 0, 1, 1, 1])  # student layer 2 has lost its attention: it may not be matched
+    assert float(layer_distillation_loss(student, teacher, identity, pruned)) > 0.0
+
+
+def test_prediction_distillation_is_zero_only_when_the_outputs_agree():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
+    assert float(prediction_distillation_loss(logits, logits, 2.0)) == pytest.approx(0.0, abs=1e-7)
+    assert float(prediction_distillation_loss(logits, logits.flip(-1), 2.0)) > 0.0
+    assert float(prediction_distillation_loss(torch.ones(3, 1), torch.zeros(3, 1), 2.0)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bad, message", [({"target": 1.0}, "target sparsity"), ({"prune_epochs": 0}, "prune_epochs"),
+                                          ({"warmup_epochs": 5, "prune_epochs": 2}, "cannot exceed"),
+                                          ({"layer_alpha": 1.5}, "layer_alpha"), ({"lr": 0.0}, "positive")])
+def test_bad_settings_are_rejected_before_any_work(bad, message):
+    with pytest.raises(ValueError, match=message):
+        CoFiSettings(**bad)
+
+
+SMOKE = CoFiSettings(target=0.5, distill_epochs=1, prune_epochs=2, warmup_epochs=1, finetune_epochs=2, lr=1e-3,
+                     finetune_lr=1e-3, reg_lr=0.1)
+
+
+def test_a_smoke_run_prunes_and_records_what_is_left(smoke_config, tmp_path):
+    teacher = finetune(smoke_config(), results_dir=tmp_path, progress=False, save_checkpoint=True)
+    record = cofi(teacher, SMOKE, results_dir=tmp_path, progress=False, save_checkpoint=True)
+    assert [r["stage"] for r in record["history"]] == ["distill", "prune", "prune", "finetune", "finetune"]
+    assert record["parameters"]["student"] < record["parameters"]["teacher"]
+    assert 0.0 < record["sparsity"] < 1.0 and record["accepted"] == (abs(record["sparsity"] - 0.5) <= 0.01)
+    assert len(record["structure"]) == 2 and record["best_epoch"] in (4, 5)
+    assert record["teacher_score"] == teacher.score
+    assert cofi(teacher, SMOKE, results_dir=tmp_path, compute=False)["score"] == record["score"]
+    assert not list(tmp_path.rglob("*.partial"))
+    from flatcompress.cofi_model import load_pruned
+
+    student = load_pruned(record["path"].replace(".json", ".student.json"))
+    assert sum(p.numel() for p in student.parameters()) == record["parameters"]["student"]
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(smoke_config, tmp_path, monkeypatch):
+    teacher = finetune(smoke_config(), results_dir=tmp_path, progress=False, save_checkpoint=True)
+    reference = cofi(teacher, SMOKE, results_dir=tmp_path / "ref", progress=False)
+    import flatcompress.cofi as cf
+
+    real, calls = cf._snapshot, {"n": 0}
+
+    def killed_after_the_first_pruning_epoch(*args, **kwargs):
+        real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cf, "_snapshot", killed_after_the_first_pruning_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        cofi(teacher, SMOKE, results_dir=tmp_path / "run", progress=False)
+    monkeypatch.setattr(cf, "_snapshot", real)
+    resumed = cofi(teacher, SMOKE, results_dir=tmp_path / "run", progress=False)
+    keep = ("epoch", "stage", "train_loss", "eval", "score", "sparsity", "expected_sparsity")
+    assert [{k: r.get(k) for k in keep} for r in resumed["history"]] == \
+        [{k: r.get(k) for k in keep} for r in reference["history"]]
+    assert resumed["structure"] == reference["structure"] and resumed["sparsity"] == reference["sparsity"]
