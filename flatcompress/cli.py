@@ -122,6 +122,21 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cofi(args: argparse.Namespace) -> int:
+    from flatcompress.cofi import CoFiSettings, cofi
+
+    overrides = {k: v for k, v in (("target", args.target), ("prune_epochs", args.prune_epochs)) if v is not None}
+    settings = CoFiSettings(**{**get_profile(args.profile).cofi, **overrides})  # checked before any work
+    teacher, results_dir = _run(args, save_checkpoint=True)
+    record = cofi(teacher, settings, results_dir=results_dir, progress=not args.quiet, device=args.device,
+                  save_checkpoint=args.save_student)
+    print(_table([("teacher", "student", "sparsity", "accepted", "student params")] +
+                 [(f"{record['teacher_score']:.4f}", f"{record['score']:.4f}", f"{record['sparsity']:.4f}",
+                   str(record["accepted"]), f"{record['parameters']['student']:,}")]))
+    print(record["path"])
+    return 0
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from flatcompress.reproduce import parse_parameters, reproduce
 
@@ -182,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     qp.add_argument("--settings", nargs="+", help="back-ends (torch-ao, torchao, onnxruntime), each optionally "
                                                   "with +emb to quantize the embeddings too (default: torch-ao)")
     qp.set_defaults(func=_cmd_quantize)
+    cp = sub.add_parser("cofi", help="CoFi structured pruning of a student distilled from a fine-tuned teacher "
+                                      "(the run's --optimizer is the teacher's; Table 2)")
+    _add_run_arguments(cp)
+    cp.add_argument("--target", type=float, help="target sparsity in (0, 1) (default: the tier's; paper 0.95)")
+    cp.add_argument("--prune-epochs", type=int, help="pruning epochs (default: the tier's)")
+    cp.add_argument("--save-student", action="store_true", help="keep the pruned student's weights")
+    cp.set_defaults(func=_cmd_cofi)
     rp = sub.add_parser("reproduce", help="run the book's chapters through papermill (skips finished runs)")
     rp.add_argument("--profile", required=True, choices=list(PROFILES), metavar="PROFILE",
                     help=f"scale tier, one of {', '.join(PROFILES)}")

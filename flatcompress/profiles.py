@@ -17,8 +17,8 @@ epochs of a 6-layer model.
 
 `cpu` lists the tasks and seeds whose records are committed, because the book renders exactly those
 (a missing record fails the build). More are added as their runs finish:
-`flatcompress reproduce --profile cpu --chapters train-flat --tasks mrpc rte cola stsb --seeds 0 1 2`
-computes the rest (about 15 minutes of fine-tuning and 25 of sharpness per task, optimizer and seed).
+`flatcompress reproduce --profile cpu --chapters train-flat --seeds 0 1 2` computes the other seeds
+(2-13 minutes of fine-tuning and 5-35 of sharpness per task, optimizer and seed on 2 cores).
 Each tier's `sharpness` settings are passed to `measure_sharpness` (smaller at `smoke`).
 """
 
@@ -56,6 +56,7 @@ class Profile:
     sharpness: dict[str, Any] = field(default_factory=dict)  # measure_sharpness settings at this tier
     imp_schedule: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(10))  # IMP sparsities (paper: 0-90%)
     oneshot_sparsities: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(13))  # A.3: 0-60% in 5% steps
+    cofi: dict[str, Any] = field(default_factory=dict)  # CoFiSettings at this tier (default: the paper's, A.10)
     chapter_tasks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # a chapter's tasks, if not `tasks`
 
     def config(self, task: str, **overrides: Any) -> FinetuneConfig:
@@ -78,11 +79,14 @@ PROFILES: dict[str, Profile] = {
         Profile("smoke", "tiny random BERT, a few dozen examples: seconds (CI, nbval)", "tiny", lr=1e-3, epochs=2,
                 batch_size=8, max_length=32, max_train_examples=32, max_eval_examples=32, seeds=(0,),
                 tasks=("rotten_tomatoes", "reuters8"), sharpness={"dim": 10, "n_examples": 32, "hessian_iters": 5},
-                imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7), oneshot_sparsities=(0.0, 0.2, 0.4, 0.6)),
+                imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7), oneshot_sparsities=(0.0, 0.2, 0.4, 0.6),
+                cofi={"target": 0.5, "distill_epochs": 1, "prune_epochs": 2, "warmup_epochs": 1, "finetune_epochs": 2,
+                      "lr": 1e-3, "finetune_lr": 1e-3, "reg_lr": 0.1}),
         Profile("cpu", "pretrained MiniLM-L6 on real data subsets: minutes per run on 2 cores", "minilm-l6", lr=1e-4,
                 epochs=3, max_train_examples=1000, max_eval_examples=1000, seeds=(0,),
-                tasks=("rotten_tomatoes", "sst2", "mrpc"), imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7),
-                chapter_tasks={"pruning-without-retraining": ("mrpc",), "lottery-tickets": ("mrpc",)}),
+                tasks=("rotten_tomatoes", "sst2", "mrpc", "rte", "cola", "stsb"), imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7),
+                chapter_tasks={"pruning-without-retraining": ("mrpc",), "lottery-tickets": ("mrpc",),
+                               "quantization": ("sst2", "mrpc", "rte", "cola", "stsb")}),
         Profile("colab", "bert-base-uncased on the small GLUE tasks, full data: one GPU, a few hours",
                 "bert-base-uncased", lr=2e-5, epochs=10, tasks=_SMALL_GLUE + ("sst2",), epochs_by_task={"sst2": 3}),
         Profile("paper", "the paper's settings: bert-base-uncased, all tasks, 3 seeds (§3.3, A.4)", "bert-base-uncased",

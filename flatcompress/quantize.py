@@ -1,8 +1,9 @@
 """Int8 post-training dynamic quantization (paper §2.3, §3.4.5, Table 8), with the back-ends people have.
 
-Dynamic quantization maps each weight matrix $W$ to int8 once, with a scale $s_W = \\max|W| / 127.5$
-(PyTorch's symmetric int8), $\\hat W = \\mathrm{round}(W / s_W)$, and quantizes each activation $x$ on the fly with its own range;
-the matrix product runs in integer arithmetic and is rescaled, $y \\approx s_W s_x (\\hat W \\hat x)$.
+Dynamic quantization maps each weight matrix $W$ to int8 once, with one scale per tensor,
+$s_W = \\max|W| / 127.5$ (PyTorch's symmetric int8) and $\\hat W = \\mathrm{round}(W / s_W)$, and quantizes
+each activation $x$ on the fly with its own range; the matrix product runs in integer arithmetic and is
+rescaled, $y \\approx s_W s_x (\\hat W \\hat x)$.
 No data and no retraining are needed. Rounding moves every weight by up to $s_W / 2$: a perturbation
 of the kind the paper expects a flat minimum to tolerate.
 

@@ -35,7 +35,7 @@ import torch
 
 from flatcompress.hard_concrete import HardConcrete
 
-__all__ = ["EncoderShape", "CoFiGates", "Lagrangian", "check_target"]
+__all__ = ["EncoderShape", "CoFiGates", "Lagrangian", "check_target", "uniform_gates"]
 
 GATE_KINDS = ("head", "head_layer", "intermediate", "mlp", "hidden")
 
@@ -149,3 +149,17 @@ class Lagrangian(torch.nn.Module):
     def forward(self, expected_sparsity: torch.Tensor, step: int) -> torch.Tensor:
         gap = expected_sparsity - self.target_at(step)
         return self.lambdas[0] * gap + self.lambdas[1] * gap * gap
+
+
+def uniform_gates(shape: EncoderShape, keep: float) -> dict[str, torch.Tensor]:
+    """0/1 gates that keep the first `keep` fraction (rounded) of the heads and FFN units of every layer and
+    the whole hidden dimension: a stand-in structure for speed measurements before a CoFi run has found one.
+    A layer left with no heads (or units) loses its attention (or FFN) sublayer."""
+    if not 0.0 <= keep <= 1.0:
+        raise ValueError(f"keep must be in [0, 1], got {keep}")
+    L, H, I = shape.layers, shape.heads, shape.intermediate
+    head, units = torch.zeros(L, H), torch.zeros(L, I)
+    head[:, :round(keep * H)] = 1.0
+    units[:, :round(keep * I)] = 1.0
+    return {"head": head, "head_layer": (head.sum(-1) > 0).float(), "intermediate": units,
+            "mlp": (units.sum(-1) > 0).float(), "hidden": torch.ones(shape.hidden)}

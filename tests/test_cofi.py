@@ -82,3 +82,12 @@ def test_an_interrupted_run_resumes_to_the_same_result(smoke_config, tmp_path, m
     assert [{k: r.get(k) for k in keep} for r in resumed["history"]] == \
         [{k: r.get(k) for k in keep} for r in reference["history"]]
     assert resumed["structure"] == reference["structure"] and resumed["sparsity"] == reference["sparsity"]
+
+
+def test_the_cli_refuses_a_bad_target_before_any_work(tmp_path, capsys):
+    from flatcompress.cli import main
+
+    code = main(["cofi", "--task", "rotten_tomatoes", "--profile", "smoke", "--target", "1.2",
+                 "--results-dir", str(tmp_path)])
+    assert code == 2 and "target sparsity must be in (0, 1)" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

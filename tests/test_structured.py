@@ -99,3 +99,14 @@ def test_the_lagrangian_drives_a_toy_model_to_its_target():
     assert float(gates.expected_sparsity().detach()) == pytest.approx(target, abs=0.01)
     assert gates.sparsity() == pytest.approx(target, abs=0.01)
     assert constraint.target_at(100) == pytest.approx(0.3) and constraint.target_at(10_000) == target
+
+
+def test_uniform_gates_keep_the_same_fraction_in_every_layer():
+    from flatcompress.structured import uniform_gates
+
+    shape = EncoderShape.of(meta_model("bert-base").config)
+    z = uniform_gates(shape, 0.25)
+    assert (z["head"].sum(-1) == 3).all() and (z["intermediate"].sum(-1) == 768).all()
+    assert CoFiGates(shape).sparsity(z) == pytest.approx(0.75, abs=0.001)
+    none = uniform_gates(shape, 0.0)
+    assert (none["head_layer"] == 0).all() and CoFiGates(shape).sparsity(none) == 1.0
