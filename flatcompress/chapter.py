@@ -203,6 +203,16 @@ class Chapter:
         return self._measure(measure_quantization, "the int8 quantization", task, optimizer, seed,
                              settings=list(_as_list(settings)))
 
+    def cofi(self, task: str, optimizer: str = "adamw", seed: int = 0, **overrides: Any) -> dict[str, Any]:
+        """The CoFi record (Table 2) of the student pruned while distilling this tier's `optimizer` teacher,
+        with the tier's `cofi` settings (`overrides` change them, e.g. `target=0.9`)."""
+        from flatcompress.cofi import CoFiSettings, cofi
+
+        settings = CoFiSettings(**{**self.profile.cofi, "seed": seed, **overrides})
+        return self._measure(lambda result, results_dir, compute: cofi(result, settings, results_dir, compute,
+                                                                       progress=compute),
+                             "the CoFi run", task, optimizer, seed)
+
     def imp(self, task: str, optimizer: str = "adamw", seed: int = 0, rewind: bool = True,
             **overrides: Any) -> dict[str, Any]:
         """The IMP record (rewind=True, lottery tickets) or standard-pruning record (rewind=False) of one run,

@@ -166,3 +166,19 @@ def test_ptq_vs_qat_reads_f1_for_mrpc_on_bert_base(tmp_path):
         _quantization(tmp_path, "mrpc", optimizer, 0.80, 0.8936, model="bert-base-uncased")
     assert claims.quantization_scores(tmp_path)[("mrpc", "sam", "int8")] == pytest.approx(99.36)  # F1, not accuracy
     assert claims.ptq_vs_qat_verdict(tmp_path).status == "reproduced"  # 99.36 >= QAT 89.56 - 0.2
+
+
+def test_cofi_verdict_compares_accepted_students_on_table2s_tasks(tmp_path):
+    def write(task, optimizer, score, accepted=True):
+        write_record(tmp_path / "cofi" / task / f"{optimizer}-{score}.json",
+                     {"kind": "cofi", "config": {"task": task, "optimizer": optimizer}, "score": score,
+                      "accepted": accepted})
+
+    assert claims.cofi_verdict(tmp_path) is None
+    write("sst2", "adamw", 0.80)
+    write("sst2", "sam", 0.83)
+    write("sst2", "sam", 0.50, accepted=False)  # missed its target sparsity: not a comparable student
+    write("mrpc", "adamw", 0.9)
+    write("mrpc", "sam", 0.1)  # not in Table 2: shown in the chapter, not judged
+    verdict = claims.cofi_verdict(tmp_path)
+    assert verdict.status == "reproduced" and "sst2 +3.0 (paper +1.1)" in verdict.ours
