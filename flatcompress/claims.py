@@ -304,13 +304,14 @@ def cofi_verdict(results_dir: Path) -> Verdict | None:
 
 def quantization_scores(results_dir: Path, setting: str = "torch-ao") -> dict[tuple[str, str, str], float]:
     """Mean fp32 and int8 scores x 100 per (task, optimizer, "full" | "int8") over seeds, in Table 8's metric
-    (F1 for MRPC and QQP), from the `quantization` records with `setting` ("torch-ao": the paper's recipe)."""
+    (F1 for MRPC and QQP), from the `quantization` records with `setting` ("torch-ao": the paper's recipe).
+    Models that predict a single class on the dev set are left out: they cannot lose accuracy."""
     from flatcompress.paper import TABLES
 
     cells: dict[tuple[str, str, str], list[float]] = {}
     for record in iter_records(results_dir, "quantization") if Path(results_dir, "quantization").is_dir() else []:
         row = next((r for r in record["rows"] if r["setting"] == setting), None)
-        if row is None:
+        if row is None or record.get("fp32_predicted_classes") == 1:  # a constant predictor has nothing to lose
             continue
         task, optimizer = record["config"]["task"], record["config"]["optimizer"]
         split = next(iter(record["fp32_metrics"]))

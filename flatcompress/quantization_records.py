@@ -20,7 +20,8 @@ from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.quantize import check_backend, quantize, serialized_bytes
 from flatcompress.records import find_measurement, write_record
-from flatcompress.training import FinetuneResult, evaluate
+from flatcompress.tasks import get_task
+from flatcompress.training import FinetuneResult, evaluate, predict
 
 __all__ = ["PAPER_SETTING", "parse_setting", "measure_quantization"]
 
@@ -62,7 +63,11 @@ def measure_quantization(result: FinetuneResult, settings: Sequence[str] = (PAPE
         return {s: evaluate(m, f, config["task"], 2 * config["batch_size"], cpu) for s, f in features.items()}
 
     fp32 = scores(model)
-    example = pad_collate(features[task["main_split"]][:2], tokenizer.pad_token_id)  # input names for ONNX
+    main = features[task["main_split"]]
+    # a model that predicts one class for every example cannot lose accuracy: the claim needs to know
+    classes = (len(set(predict(model, main, 2 * config["batch_size"], cpu).argmax(-1).tolist()))
+               if get_task(config["task"]).kind == "classification" else None)
+    example = pad_collate(main[:2], tokenizer.pad_token_id)  # input names for ONNX
     rows = []
     for label, (backend, embeddings) in zip(labels, parsed):
         tick = time.perf_counter()
@@ -74,6 +79,7 @@ def measure_quantization(result: FinetuneResult, settings: Sequence[str] = (PAPE
     record = {"kind": "quantization", "key": key, "settings": {"finetune_key": result.record["key"], "settings": labels},
               "config": config, "finetune_record": str(result.path) if result.path else None,
               "fp32_score": fp32[task["main_split"]][task["main_metric"]], "fp32_metrics": fp32,
+              "fp32_predicted_classes": classes,
               "fp32_bytes": serialized_bytes(model), "rows": rows, "wall_time_s": time.perf_counter() - start,
               "provenance": provenance(cpu)}
     if path is not None:

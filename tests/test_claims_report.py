@@ -140,10 +140,10 @@ def test_agreeing_only_on_the_papers_exception_reproduces_nothing(tmp_path):
     assert verdict.status == "not reproduced at this scale" and "on 1/1" in verdict.ours
 
 
-def _quantization(root, task, optimizer, full, int8, model="minilm-l6", metric="accuracy"):
+def _quantization(root, task, optimizer, full, int8, model="minilm-l6", metric="accuracy", classes=2):
     write_record(root / "quantization" / task / f"{optimizer}.json",
                  {"kind": "quantization", "config": {"task": task, "optimizer": optimizer, "seed": 0, "model": model},
-                  "fp32_metrics": {"validation": {metric: full, "f1": full + 0.1}},
+                  "fp32_metrics": {"validation": {metric: full, "f1": full + 0.1}}, "fp32_predicted_classes": classes,
                   "rows": [{"setting": "torch-ao+emb", "metrics": {"validation": {metric: 0.0, "f1": 0.0}}},
                            {"setting": "torch-ao", "metrics": {"validation": {metric: int8, "f1": int8 + 0.1}}}]})
 
@@ -159,6 +159,10 @@ def test_quantization_verdict_compares_the_drops_in_table8s_metric(tmp_path, sam
     assert claims.quantization_scores(tmp_path, "onnxruntime") == {}
     verdict = claims.ptq_vs_qat_verdict(tmp_path)
     assert verdict.status == "not run yet" and "needs BERT-base" in verdict.ours
+    _quantization(tmp_path, "cola", "adamw", 0.10, 0.05, metric="mcc")
+    _quantization(tmp_path, "cola", "sam", 0.0, 0.0, metric="mcc", classes=1)  # a constant predictor: loses nothing, says nothing
+    assert ("cola", "sam", "full") not in claims.quantization_scores(tmp_path)
+    assert "cola" not in claims.quantization_verdict(tmp_path).ours
 
 
 def test_ptq_vs_qat_reads_f1_for_mrpc_on_bert_base(tmp_path):
