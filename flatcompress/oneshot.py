@@ -22,7 +22,7 @@ from flatcompress.models import get_model_spec, load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.pruning import magnitude_masks, prunable_names
 from flatcompress.records import find_measurement, write_record
-from flatcompress.training import FinetuneResult, evaluate
+from flatcompress.training import FinetuneResult, evaluate_predictions, predicted_classes
 
 __all__ = ["PAPER_ONESHOT_SPARSITIES", "one_shot_sweep"]
 
@@ -60,9 +60,14 @@ def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_O
         masks = magnitude_masks(model, sparsity, names)
         with torch.no_grad():
             apply_masks(model, masks)
-        metrics = {s: evaluate(model, f, config["task"], 2 * config["batch_size"]) for s, f in features.items()}
+        metrics, classes = {}, None
+        for split, f in features.items():
+            metrics[split], preds = evaluate_predictions(model, f, config["task"], 2 * config["batch_size"])
+            if split == task["main_split"]:
+                classes = predicted_classes(preds, config["task"])
         rows.append({"target_sparsity": sparsity, "sparsity": masks_sparsity(masks),
-                     "score": metrics[task["main_split"]][task["main_metric"]], "metrics": metrics})
+                     "score": metrics[task["main_split"]][task["main_metric"]], "metrics": metrics,
+                     "predicted_classes": classes})
     model.load_state_dict(original)
     record = {"kind": "oneshot", "key": key, "settings": settings, "config": config,
               "finetune_record": str(result.path) if result.path else None, "unpruned_score": result.record["score"],

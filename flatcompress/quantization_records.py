@@ -20,8 +20,7 @@ from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.quantize import check_backend, quantize, serialized_bytes
 from flatcompress.records import find_measurement, write_record
-from flatcompress.tasks import get_task
-from flatcompress.training import FinetuneResult, evaluate, predict
+from flatcompress.training import FinetuneResult, evaluate, evaluate_predictions, predicted_classes
 
 __all__ = ["PAPER_SETTING", "parse_setting", "measure_quantization"]
 
@@ -65,8 +64,8 @@ def measure_quantization(result: FinetuneResult, settings: Sequence[str] = (PAPE
     fp32 = scores(model)
     main = features[task["main_split"]]
     # a model that predicts one class for every example cannot lose accuracy: the claim needs to know
-    classes = (len(set(predict(model, main, 2 * config["batch_size"], cpu).argmax(-1).tolist()))
-               if get_task(config["task"]).kind == "classification" else None)
+    classes = predicted_classes(evaluate_predictions(model, main, config["task"], 2 * config["batch_size"], cpu)[1],
+                                config["task"])
     example = pad_collate(main[:2], tokenizer.pad_token_id)  # input names for ONNX
     rows = []
     for label, (backend, embeddings) in zip(labels, parsed):

@@ -120,11 +120,23 @@ def predict(model: torch.nn.Module, features: list[dict], batch_size: int = 64,
 def evaluate(model: torch.nn.Module, features: list[dict], task: Task | str, batch_size: int = 64,
              device: torch.device | None = None) -> dict[str, float]:
     """Every metric of `task` on `features` (argmax for classification, the scalar for regression)."""
+    return evaluate_predictions(model, features, task, batch_size, device)[0]
+
+
+def evaluate_predictions(model: torch.nn.Module, features: list[dict], task: Task | str, batch_size: int = 64,
+                         device: torch.device | None = None) -> tuple[dict[str, float], np.ndarray]:
+    """`evaluate`'s metrics and the predictions they were computed from (classes, or regression values)."""
     task = get_task(task) if isinstance(task, str) else task
     logits = predict(model, features, batch_size, device)
     labels = [f["labels"] for f in features]
     preds = logits[:, 0] if task.kind == "regression" else logits.argmax(-1)
-    return {name: METRICS[name](labels, preds) for name in task.metrics}
+    return {name: METRICS[name](labels, preds) for name in task.metrics}, preds
+
+
+def predicted_classes(preds: np.ndarray, task: Task | str) -> int | None:
+    """How many distinct classes a classifier predicted (1: a constant predictor); None for other tasks."""
+    task = get_task(task) if isinstance(task, str) else task
+    return len(set(preds.tolist())) if task.kind == "classification" else None
 
 
 def starting_model(config: FinetuneConfig, masks: Masks | None = None,

@@ -107,6 +107,11 @@ def test_one_shot_verdict_and_kept_sparsity(tmp_path):
                       "rows": [{"target_sparsity": s, "score": v} for s, v in zip((0.0, 0.25, 0.5), curve)]})
     verdict = claims.one_shot_verdict(tmp_path)
     assert verdict.status == "reproduced" and "rte 25%/50%" in verdict.ours
+    for optimizer, classes in (("adamw", 2), ("sam", 1)):  # a constant SAM model keeps its score trivially
+        write_record(tmp_path / "oneshot" / "mrpc" / f"{optimizer}.json",
+                     {"kind": "oneshot", "config": {"task": "mrpc", "optimizer": optimizer},
+                      "rows": [{"target_sparsity": s, "score": 0.7, "predicted_classes": classes} for s in (0.0, 0.5)]})
+    assert "mrpc" not in claims.one_shot_verdict(tmp_path).ours
 
 
 def _masked(root, target, optimizer, score, kind, source, ticket_optimizer):

@@ -253,6 +253,7 @@ def test_one_shot_sweep_prunes_exactly_and_starts_at_the_unpruned_score(smoke_co
     assert [r["target_sparsity"] for r in record["rows"]] == [0, 0.25, 0.5]
     assert [r["sparsity"] for r in record["rows"]] == pytest.approx([0, 0.25, 0.5], abs=1e-6)
     assert record["rows"][0]["score"] == record["unpruned_score"] == run.score
+    assert all(r["predicted_classes"] in (1, 2) for r in record["rows"])  # binary task: one or both classes
     assert one_shot_sweep(run, (0.5, 0, 0.25), results_dir=tmp_path, compute=False)["key"] == record["key"]
 
 
