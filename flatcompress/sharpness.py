@@ -102,13 +102,22 @@ def _trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def _parts(loss_fn: LossFn) -> Sequence[LossFn]:
+    """The terms whose sum is `loss_fn` (`batches_loss` has one per batch), so that gradients and Hessian-vector
+    products can be taken one term at a time: the same numbers with the memory of one batch."""
+    return getattr(loss_fn, "parts", None) or [loss_fn]
+
+
 def _loss_and_grad(model: torch.nn.Module, params: list[torch.nn.Parameter], loss_fn: LossFn) -> tuple[float, torch.Tensor]:
     for p in params:
         p.grad = None
-    loss = loss_fn(model)
-    loss.backward()
+    loss = 0.0
+    for part in _parts(loss_fn):
+        value = part(model)
+        value.backward()
+        loss += float(value.detach())
     grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float().cpu() for p in params])
-    return float(loss.detach()), grad
+    return loss, grad
 
 
 def epsilon_sharpness(model: torch.nn.Module, loss_fn: LossFn, epsilon: float, dim: int | None = 100, seed: int = 0,
@@ -192,8 +201,15 @@ def _power_iteration(model: torch.nn.Module, loss_fn: LossFn, params: list[torch
                      v: list[torch.Tensor], iters: int, tol: float) -> float:
     eigenvalue = 0.0
     for _ in range(iters):
-        grads = torch.autograd.grad(loss_fn(model), params, create_graph=True)
-        hv = torch.autograd.grad(grads, params, grad_outputs=v)
+        hv = [torch.zeros_like(p) for p in params]
+        for part in _parts(loss_fn):  # H v summed over the loss's terms, one graph at a time
+            grads = torch.autograd.grad(part(model), params, create_graph=True, allow_unused=True)
+            used = [(i, g) for i, g in enumerate(grads) if g is not None]
+            terms = torch.autograd.grad([g for _, g in used], [params[i] for i, _ in used],
+                                        grad_outputs=[v[i] for i, _ in used], allow_unused=True)
+            for (i, _), term in zip(used, terms):
+                if term is not None:
+                    hv[i] += term
         new = float(sum((a * b).sum() for a, b in zip(hv, v)))
         norm = torch.sqrt(sum((x * x).sum() for x in hv))
         v = [x / norm for x in hv]
@@ -205,15 +221,21 @@ def _power_iteration(model: torch.nn.Module, loss_fn: LossFn, params: list[torch
 
 
 def batches_loss(batches: Sequence[dict[str, torch.Tensor]]) -> LossFn:
-    """loss_fn for Hugging Face models: the example-weighted mean of `model(**batch).loss` over `batches`."""
+    """loss_fn for Hugging Face models: the example-weighted mean of `model(**batch).loss` over `batches`; its
+    `parts` attribute holds one weighted term per batch (see `_parts`)."""
     total = sum(int(b["input_ids"].shape[0]) for b in batches)
 
-    def loss_fn(model: torch.nn.Module) -> torch.Tensor:
-        device = next(model.parameters()).device
-        loss = torch.zeros((), device=device)
-        for batch in batches:
+    def part(batch: dict[str, torch.Tensor]) -> LossFn:
+        def batch_loss(model: torch.nn.Module) -> torch.Tensor:
+            device = next(model.parameters()).device
             out = model(**{k: v.to(device) for k, v in batch.items()})
-            loss = loss + out.loss.float() * (batch["input_ids"].shape[0] / total)
-        return loss
+            return out.loss.float() * (batch["input_ids"].shape[0] / total)
+        return batch_loss
 
+    parts = [part(b) for b in batches]
+
+    def loss_fn(model: torch.nn.Module) -> torch.Tensor:
+        return sum(p(model) for p in parts)
+
+    loss_fn.parts = parts  # type: ignore[attr-defined]
     return loss_fn

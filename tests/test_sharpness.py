@@ -107,3 +107,25 @@ def test_sharpness_record_for_a_finetuned_run(smoke_config, tmp_path, monkeypatc
     cached = finetune(smoke_config(), results_dir=tmp_path, progress=False)
     again = measure_sharpness(cached, results_dir=tmp_path, dim=8, n_examples=16, maxiter=2, hessian_iters=3)
     assert again["sharpness"] == record["sharpness"]
+
+
+def test_batch_by_batch_gradients_and_hessian_products_equal_the_whole_loss():
+    """`batches_loss` hands out one term per batch; taking gradients and H v term by term (the memory of one
+    batch) gives what the summed loss gives."""
+    from flatcompress.data import encode, load_task, pad_collate
+    from flatcompress.models import load_model, load_tokenizer
+    from flatcompress.sharpness import _loss_and_grad
+    from flatcompress.tasks import get_task
+
+    task = get_task("rotten_tomatoes")
+    features = encode(load_task(task, max_train_examples=24).train, load_tokenizer("tiny"), 32)
+    batches = [pad_collate(features[i:i + 8]) for i in range(0, 24, 8)]
+    torch.manual_seed(0)
+    model = load_model("tiny", task).eval()
+    parts = batches_loss(batches)
+    whole = lambda m: parts(m)  # the same sum, without `parts`: one graph over every batch
+    params = [p for p in model.parameters() if p.requires_grad]
+    (loss_a, grad_a), (loss_b, grad_b) = _loss_and_grad(model, params, parts), _loss_and_grad(model, params, whole)
+    assert loss_a == pytest.approx(loss_b, rel=1e-6) and torch.allclose(grad_a, grad_b, atol=1e-6)
+    assert hessian_top_eigenvalue(model, parts, iters=5) == pytest.approx(
+        hessian_top_eigenvalue(model, whole, iters=5), rel=1e-4)
