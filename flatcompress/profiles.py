@@ -84,7 +84,7 @@ PROFILES: dict[str, Profile] = {
                       "lr": 1e-3, "finetune_lr": 1e-3, "reg_lr": 0.1}),
         Profile("cpu", "pretrained MiniLM-L6 on real data subsets: minutes per run on 2 cores", "minilm-l6", lr=1e-4,
                 epochs=3, max_train_examples=1000, max_eval_examples=1000, seeds=(0,),
-                tasks=("rotten_tomatoes", "sst2", "mrpc", "cola"), imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7),
+                tasks=("rotten_tomatoes", "sst2", "mrpc", "cola", "stsb"), imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7),
                 chapter_tasks={"pruning-without-retraining": ("mrpc", "rte"), "lottery-tickets": ("mrpc",),
                                "quantization": ("mrpc", "rte", "cola", "stsb")}),
         Profile("colab", "bert-base-uncased on the small GLUE tasks, full data: one GPU, a few hours",
