@@ -260,7 +260,10 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
             tqdm.write(f"CoFi {task.title} epoch {epoch} ({stage}): {task.main_metric} {row['score']:.4f}"
                        + (f", sparsity {row['sparsity']:.3f}" if "sparsity" in row else ""))
     final = state["best"] or state["history"][-1]
-    sparsity = state.get("pruned_sparsity", gates.sparsity())
+    if state["z"] is None:  # no fine-tuning stage: the pruned student is the last pruning epoch's
+        state["pruned_sparsity"] = gates.sparsity()
+        student = prune_physically(student.cpu(), gates.deterministic())
+    sparsity = state["pruned_sparsity"]
     params = {"teacher": sum(p.numel() for p in teacher_model.parameters()),
               "student": sum(p.numel() for p in student.parameters())}
     record = {
