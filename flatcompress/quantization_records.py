@@ -20,7 +20,7 @@ from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.quantize import check_backend, quantize, serialized_bytes
 from flatcompress.records import find_measurement, write_record
-from flatcompress.training import FinetuneResult, evaluate, evaluate_predictions, predicted_classes
+from flatcompress.training import FinetuneResult, evaluate_predictions, predicted_classes
 
 __all__ = ["PAPER_SETTING", "parse_setting", "measure_quantization"]
 
@@ -58,20 +58,23 @@ def measure_quantization(result: FinetuneResult, settings: Sequence[str] = (PAPE
     task = result.record["task"]
     cpu = torch.device("cpu")
 
-    def scores(m: torch.nn.Module) -> dict[str, dict[str, float]]:
-        return {s: evaluate(m, f, config["task"], 2 * config["batch_size"], cpu) for s, f in features.items()}
+    def scores(m: torch.nn.Module) -> tuple[dict[str, dict[str, float]], int | None]:
+        """Metrics per split, and how many classes `m` predicts on the main split (1: a constant predictor,
+        which cannot lose accuracy: the claim needs to know)."""
+        out, classes = {}, None
+        for split, f in features.items():
+            out[split], preds = evaluate_predictions(m, f, config["task"], 2 * config["batch_size"], cpu)
+            if split == task["main_split"]:
+                classes = predicted_classes(preds, config["task"])
+        return out, classes
 
-    fp32 = scores(model)
-    main = features[task["main_split"]]
-    # a model that predicts one class for every example cannot lose accuracy: the claim needs to know
-    classes = predicted_classes(evaluate_predictions(model, main, config["task"], 2 * config["batch_size"], cpu)[1],
-                                config["task"])
-    example = pad_collate(main[:2], tokenizer.pad_token_id)  # input names for ONNX
+    fp32, classes = scores(model)
+    example = pad_collate(features[task["main_split"]][:2], tokenizer.pad_token_id)  # input names for ONNX
     rows = []
     for label, (backend, embeddings) in zip(labels, parsed):
         tick = time.perf_counter()
         quantized = quantize(model, backend, embeddings, example)
-        metrics = scores(quantized)
+        metrics, _ = scores(quantized)
         rows.append({"setting": label, "backend": backend, "embeddings": embeddings,
                      "score": metrics[task["main_split"]][task["main_metric"]], "metrics": metrics,
                      "bytes": serialized_bytes(quantized), "seconds": time.perf_counter() - tick})
