@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from flatcompress.cofi_model import GatedBert, load_pruned, prune_physically, save_pruned
+from flatcompress.cofi_model import GatedBert, load_pruned, prune_hidden_input, prune_physically, save_pruned
 from flatcompress.data import encode, load_task, pad_collate
 from flatcompress.device import pick_device
 from flatcompress.errors import MissingRecordError
@@ -170,6 +170,8 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
         state = saved["state"]
         student = load_pruned(partial / "student").to(dev)
         gates.load_state_dict(saved["gates"]), constraint.load_state_dict(saved["constraint"])
+        if state["z"] is not None:  # resuming in the fine-tuning stage: the map reads the pruned hidden states
+            transform = prune_hidden_input(transform, state["z"]).to(dev)
         transform.load_state_dict(saved["transform"])
         torch.random.set_rng_state(saved["rng"])
         if progress:
@@ -193,6 +195,7 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
             state["z"] = {k: v.detach().cpu() for k, v in gates.deterministic().items()}
             state["pruned_sparsity"] = gates.sparsity()
             student = prune_physically(student.cpu(), state["z"]).to(dev)
+            transform = prune_hidden_input(transform, state["z"]).to(dev)
         if current != stage:  # fresh optimizers and schedule for each stage
             main, schedule, extra = optimizers(stage, {"distill": settings.distill_epochs, "prune": settings.prune_epochs,
                                                        "finetune": settings.finetune_epochs}[stage])

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GatedBert", "prune_physically", "save_pruned", "load_pruned"]
+__all__ = ["GatedBert", "prune_physically", "prune_hidden_input", "save_pruned", "load_pruned"]
 
 
 def _layer_norm(x: torch.Tensor, norm: torch.nn.LayerNorm, hidden: torch.Tensor | None) -> torch.Tensor:
@@ -198,6 +198,16 @@ def prune_physically(gated: GatedBert, gates: dict[str, torch.Tensor]) -> GatedB
     return GatedBert(model)
 
 
+@torch.no_grad()
+def prune_hidden_input(linear: torch.nn.Linear, gates: dict[str, torch.Tensor]) -> torch.nn.Linear:
+    """A copy of `linear` that reads the physically pruned model's hidden states: the input columns of the hidden
+    dimensions whose gate is zero are removed, so it gives on the pruned states what `linear` gave on the masked
+    ones (the layer-distillation map of the fine-tuning stage, as CoFi prunes its `layer_transformation`)."""
+    if "hidden" not in gates:
+        return linear
+    return _linear(linear, cols=torch.nonzero(gates["hidden"], as_tuple=True)[0].to(linear.weight.device))
+
+
 def save_pruned(gated: GatedBert, path: str | Path) -> Path:
     """Write a (pruned) `GatedBert` as `<path>.safetensors` plus `<path>.json` (its config and class)."""
     from safetensors.torch import save_file
@@ -237,7 +247,7 @@ def load_pruned(path: str | Path) -> GatedBert:
         elif isinstance(module, torch.nn.LayerNorm):
             new = torch.nn.LayerNorm(weight.shape[0], eps=module.eps)
         elif isinstance(module, torch.nn.Embedding):
-            new = torch.nn.Embedding(*weight.shape)
+            new = torch.nn.Embedding(*weight.shape, padding_idx=module.padding_idx)  # no gradient to [PAD]'s row
         else:
             raise ValueError(f"cannot resize {name} ({type(module).__name__})")
         setattr(parent, name.rpartition(".")[2], new)

@@ -84,6 +84,43 @@ def test_an_interrupted_run_resumes_to_the_same_result(smoke_config, tmp_path, m
     assert resumed["structure"] == reference["structure"] and resumed["sparsity"] == reference["sparsity"]
 
 
+def test_a_run_that_prunes_hidden_dimensions_fine_tunes_and_resumes_in_that_stage(smoke_config, tmp_path, monkeypatch):
+    """The fine-tuning stage distills through the pruned hidden width (its layer map loses the same inputs), and a
+    run killed after its first fine-tuning epoch resumes to the uninterrupted result."""
+    import flatcompress.cofi as cf
+
+    deterministic = cf.CoFiGates.deterministic
+
+    def without_some_hidden_dimensions(self):
+        z = deterministic(self)
+        z["hidden"] = z["hidden"].clone()
+        z["hidden"][::3] = 0.0
+        return z
+
+    monkeypatch.setattr(cf.CoFiGates, "deterministic", without_some_hidden_dimensions)
+    teacher = finetune(smoke_config(), results_dir=tmp_path, progress=False, save_checkpoint=True)
+    reference = cofi(teacher, SMOKE, results_dir=tmp_path / "ref", progress=False)
+    assert [r["stage"] for r in reference["history"]][-2:] == ["finetune", "finetune"]
+    width = teacher.load_model().config.hidden_size
+    assert {layer["hidden"] for layer in reference["structure"]} == {width - len(range(0, width, 3))}
+
+    real, calls = cf._snapshot, {"n": 0}
+
+    def killed_after_the_first_fine_tuning_epoch(*args, **kwargs):
+        real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cf, "_snapshot", killed_after_the_first_fine_tuning_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        cofi(teacher, SMOKE, results_dir=tmp_path / "run", progress=False)
+    monkeypatch.setattr(cf, "_snapshot", real)
+    resumed = cofi(teacher, SMOKE, results_dir=tmp_path / "run", progress=False)
+    keep = ("epoch", "stage", "train_loss", "score")
+    assert [{k: r[k] for k in keep} for r in resumed["history"]] == [{k: r[k] for k in keep} for r in reference["history"]]
+
+
 def test_the_cli_refuses_a_bad_target_before_any_work(tmp_path, capsys):
     from flatcompress.cli import main
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from flatcompress.cofi_model import GatedBert, load_pruned, prune_physically, save_pruned
+from flatcompress.cofi_model import GatedBert, load_pruned, prune_hidden_input, prune_physically, save_pruned
 from flatcompress.structured import CoFiGates, EncoderShape
 
 
@@ -58,6 +58,9 @@ def test_the_physically_pruned_model_matches_the_masked_one(tiny):
     kept = torch.nonzero(z["hidden"], as_tuple=True)[0]
     torch.testing.assert_close(pruned_out.hidden_states[-1], masked_out.hidden_states[-1][..., kept], atol=1e-5,
                                rtol=1e-4)
+    transform = torch.nn.Linear(32, 32)  # the layer-distillation map reads the pruned states as it read the masked
+    torch.testing.assert_close(prune_hidden_input(transform, z)(pruned_out.hidden_states[1]),
+                               transform(masked_out.hidden_states[1]), atol=1e-5, rtol=1e-4)
     layers = pruned.model.bert.encoder.layer
     assert layers[0].attention.self.query.weight.shape == (3 * 8, 24)  # 3 of 4 heads, 24 of 32 hidden dims
     assert layers[1].attention is None and layers[2].intermediate is None  # whole sublayers gone
@@ -76,3 +79,5 @@ def test_a_pruned_model_saves_and_loads_as_a_model(tiny, tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(**batch).logits, pruned(**batch).logits)
     assert (tmp_path / "student.json").is_file()
+    # it trains as the pruned model would: [PAD]'s embedding row still gets no gradient
+    assert loaded.model.bert.embeddings.word_embeddings.padding_idx == model.config.pad_token_id == 0
