@@ -69,6 +69,7 @@ class CoFiSettings:
     temperature: float = 2.0
     tolerance: float = 0.01
     seed: int = 0
+    batch_size: int | None = None  # None: the teacher's; smaller gives a short schedule more constraint steps
 
     def __post_init__(self) -> None:
         check_target(self.target)
@@ -78,6 +79,8 @@ class CoFiSettings:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) cannot exceed prune_epochs ({self.prune_epochs})")
         if min(self.lr, self.finetune_lr, self.reg_lr, self.temperature, self.tolerance) <= 0:
             raise ValueError("learning rates, temperature and tolerance must be positive")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size}")
         if not 0.0 <= self.layer_alpha <= 1.0:
             raise ValueError(f"layer_alpha must be in [0, 1], got {self.layer_alpha}")
 
@@ -159,7 +162,8 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
     with torch.no_grad():
         transform.weight.copy_(torch.eye(teacher_model.config.hidden_size, shape.hidden))
         transform.bias.zero_()
-    steps_per_epoch = -(-len(train) // config["batch_size"])
+    batch_size = settings.batch_size or config["batch_size"]
+    steps_per_epoch = -(-len(train) // batch_size)
     constraint.warmup_steps = settings.warmup_epochs * steps_per_epoch
 
     partial = path.with_suffix(".partial") if path is not None else None
@@ -168,7 +172,7 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
     if partial is not None and (partial / "state.pt").exists():
         saved = torch.load(partial / "state.pt", map_location="cpu", weights_only=False)
         state = saved["state"]
-        student = load_pruned(partial / "student").to(dev)
+        student = load_pruned(partial / saved["student_file"]).to(dev)
         gates.load_state_dict(saved["gates"]), constraint.load_state_dict(saved["constraint"])
         if state["z"] is not None:  # resuming in the fine-tuning stage: the map reads the pruned hidden states
             transform = prune_hidden_input(transform, state["z"]).to(dev)
@@ -179,7 +183,9 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
 
     def optimizers(stage: str, remaining_epochs: int) -> tuple[torch.optim.Optimizer, Any, list]:
         lr = settings.finetune_lr if stage == "finetune" else settings.lr
-        main = torch.optim.AdamW(list(student.parameters()) + list(transform.parameters()), lr=lr, weight_decay=0.0)
+        fused = dev.type in ("cpu", "cuda")  # one kernel for all tensors: 5x faster steps on a CPU (22.7M weights)
+        main = torch.optim.AdamW(list(student.parameters()) + list(transform.parameters()), lr=lr, weight_decay=0.0,
+                                 fused=fused)
         total = max(1, remaining_epochs * steps_per_epoch)
         schedule = torch.optim.lr_scheduler.LambdaLR(main, lambda step: max(0.0, 1 - step / total))
         extra = []
@@ -210,8 +216,8 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
         losses = []
         bar = tqdm(total=steps_per_epoch, desc=f"CoFi {task.title} {stage} epoch {epoch}/{settings.epochs}",
                    disable=not progress, leave=False, dynamic_ncols=True)
-        for start in range(0, len(order), config["batch_size"]):
-            batch = pad_collate([train[i] for i in order[start:start + config["batch_size"]]], tokenizer.pad_token_id)
+        for start in range(0, len(order), batch_size):
+            batch = pad_collate([train[i] for i in order[start:start + batch_size]], tokenizer.pad_token_id)
             batch = {k: v.to(dev) for k, v in batch.items() if k != "labels"}
             with torch.no_grad():
                 taught = teacher_model(**batch, output_hidden_states=True)
@@ -224,7 +230,7 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
                     out.hidden_states[1:], list(taught.hidden_states[1:]), transform,
                     z["head_layer"] if z is not None else None)
             if stage == "prune":
-                step = (epoch - settings.distill_epochs - 1) * steps_per_epoch + start // config["batch_size"]
+                step = (epoch - settings.distill_epochs - 1) * steps_per_epoch + start // batch_size
                 loss = loss + constraint(gates.expected_sparsity(), step)
             for opt in (main, *extra):
                 opt.zero_grad(set_to_none=True)
@@ -303,11 +309,16 @@ def _snapshot(partial: Path, student: GatedBert, gates: CoFiGates, constraint: L
               state: dict[str, Any], elapsed: float, optimization: dict[str, Any]) -> None:
     """Everything the next epoch depends on, the student as a (pruned) model file and the rest in `state.pt`."""
     partial.mkdir(parents=True, exist_ok=True)
-    save_pruned(student.cpu(), partial / "student")
+    name = f"student-{state['epoch']}"  # a new file per epoch: a kill mid-snapshot leaves the last one whole
+    save_pruned(student.cpu(), partial / name)
     payload = {"state": {**state, "elapsed": elapsed}, "gates": gates.state_dict(), "constraint": constraint.state_dict(),
-               "transform": transform.state_dict(), "rng": torch.random.get_rng_state(), **optimization}
+               "transform": transform.state_dict(), "rng": torch.random.get_rng_state(), "student_file": name,
+               **optimization}
     torch.save(payload, partial / "state.tmp")
     os.replace(partial / "state.tmp", partial / "state.pt")
+    for old in partial.glob("student-*"):
+        if old.stem != name:
+            old.unlink()
 
 
 def _remove(folder: Path | None) -> None:

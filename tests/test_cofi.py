@@ -34,7 +34,8 @@ def test_prediction_distillation_is_zero_only_when_the_outputs_agree():
 
 @pytest.mark.parametrize("bad, message", [({"target": 1.0}, "target sparsity"), ({"prune_epochs": 0}, "prune_epochs"),
                                           ({"warmup_epochs": 5, "prune_epochs": 2}, "cannot exceed"),
-                                          ({"layer_alpha": 1.5}, "layer_alpha"), ({"lr": 0.0}, "positive")])
+                                          ({"layer_alpha": 1.5}, "layer_alpha"), ({"lr": 0.0}, "positive"),
+                                          ({"batch_size": 0}, "batch_size")])
 def test_bad_settings_are_rejected_before_any_work(bad, message):
     with pytest.raises(ValueError, match=message):
         CoFiSettings(**bad)
