@@ -3,11 +3,13 @@
 CoFi's pruned models are small dense networks, so removing structures speeds them up on any hardware
 (the paper, via CoFi, reports about 10x at 95% sparsity for BERT-base on a GPU). This script prunes
 MiniLM-L6 to CoFi sparsities with `flatcompress.structured.uniform_gates` (the same fraction of heads and
-FFN units kept in every layer: a stand-in for a learned structure) and, when `--record` names a `cofi`
-record, to that run's learned structure as well; it times each with `flatcompress.quantize.latency`
+FFN units kept in every layer: a stand-in for a learned structure) and to the structures that CoFi runs
+learned (the heads, FFN units and hidden width their records keep in each layer); it times each with `flatcompress.quantize.latency`
 (batch 1 and 32, length 128, warm-up, median) next to the dense model.
 
-    python benchmarks/cofi_speed.py [--keep 0.4 0.05] [--record results/cpu/cofi/...json]
+    python benchmarks/cofi_speed.py [--keep 0.4 0.05] [--records results/cpu/cofi/...json ...]
+
+By default the learned structures are those of every committed `cpu` CoFi record.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ def main() -> None:
     parser.add_argument("--model", default="minilm-l6")
     parser.add_argument("--keep", nargs="+", type=float, default=[0.4, 0.05],
                         help="fractions of heads and FFN units kept per layer (0.05: about 95%% sparsity)")
-    parser.add_argument("--record", help="a cofi record whose learned structure is timed as well")
+    parser.add_argument("--records", nargs="*", type=Path,
+                        default=sorted(p for p in (Path(__file__).resolve().parent.parent / "results" / "cpu" / "cofi")
+                                       .glob("*/*.json") if not p.name.endswith(".student.json")),
+                        help="cofi records whose learned structures are timed as well (default: the cpu tier's)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "cofi_speed.json"))
@@ -43,15 +48,16 @@ def main() -> None:
     shape = EncoderShape.of(dense.config)
     gates = CoFiGates(shape)
     candidates = [("dense", None)] + [(f"uniform, keep {k:g}", uniform_gates(shape, k)) for k in args.keep]
-    if args.record:
-        record = json.loads(Path(args.record).read_text())
+    for path in args.records:
+        record = json.loads(path.read_text())
         learned = {"head": torch.zeros(shape.layers, shape.heads), "intermediate": torch.zeros(shape.layers, shape.intermediate)}
         for i, layer in enumerate(record["structure"]):
             learned["head"][i, :layer["heads"]] = 1
             learned["intermediate"][i, :layer["ffn_units"]] = 1
         learned |= {"head_layer": (learned["head"].sum(-1) > 0).float(), "mlp": (learned["intermediate"].sum(-1) > 0).float(),
                     "hidden": (torch.arange(shape.hidden) < record["structure"][0]["hidden"]).float()}
-        candidates.append((f"learned ({Path(args.record).name})", learned))
+        teacher = record["config"]["optimizer"].replace("adamw", "Adam").replace("sam", "SAM")
+        candidates.append((f"learned: {record['config']['task']}, {teacher} teacher", learned))
     rows = []
     for name, z in candidates:
         model = dense if z is None else prune_physically(dense, z)

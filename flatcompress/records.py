@@ -71,6 +71,8 @@ def iter_records(results_dir: str | Path, kind: str | None = None, **where: Any)
     root = Path(results_dir) / kind if kind else Path(results_dir)
     for path in sorted(root.rglob("*.json")):
         record = read_record(path)
+        if "kind" not in record:  # a model file's description (a pruned student's sizes), not a record
+            continue
         config = record.get("config", {})
         if all(config.get(k) == v for k, v in where.items()):
             record["_path"] = str(path)

@@ -178,12 +178,15 @@ def test_ptq_vs_qat_reads_f1_for_mrpc_on_bert_base(tmp_path):
 
 
 def test_cofi_verdict_compares_accepted_students_on_table2s_tasks(tmp_path):
-    def write(task, optimizer, score, accepted=True):
+    def write(task, optimizer, score, accepted=True, sparsity=0.95):
         write_record(tmp_path / "cofi" / task / f"{optimizer}-{score}.json",
                      {"kind": "cofi", "config": {"task": task, "optimizer": optimizer}, "score": score,
-                      "accepted": accepted})
+                      "accepted": accepted, "sparsity": sparsity})
 
     assert claims.cofi_verdict(tmp_path) is None
+    write("sst2", "adamw", 0.78, accepted=False, sparsity=0.962)  # off target: no comparable pair yet
+    verdict = claims.cofi_verdict(tmp_path)
+    assert verdict.status == "not reproduced at this scale" and "sst2 Adam teacher at 96.2%" in verdict.ours
     write("sst2", "adamw", 0.80)
     write("sst2", "sam", 0.83)
     write("sst2", "sam", 0.50, accepted=False)  # missed its target sparsity: not a comparable student

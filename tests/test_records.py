@@ -29,3 +29,5 @@ def test_iter_records_filters_by_config(tmp_path):
                      {"kind": "finetune", "config": {"task": "rte", "seed": seed}})
     assert [r["config"]["seed"] for r in iter_records(tmp_path, "finetune", task="rte")] == [0, 1]
     assert [r["config"]["seed"] for r in iter_records(tmp_path, seed=1)] == [1]
+    (tmp_path / "finetune" / "student.json").write_text('{"class": "BertForSequenceClassification", "config": {}}')
+    assert len(list(iter_records(tmp_path, "finetune"))) == 2  # a model file's JSON beside the records is skipped
