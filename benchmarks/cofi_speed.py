@@ -4,8 +4,8 @@ CoFi's pruned models are small dense networks, so removing structures speeds the
 (the paper, via CoFi, reports about 10x at 95% sparsity for BERT-base on a GPU). This script prunes
 MiniLM-L6 to CoFi sparsities with `flatcompress.structured.uniform_gates` (the same fraction of heads and
 FFN units kept in every layer: a stand-in for a learned structure) and to the structures that CoFi runs
-learned (the heads, FFN units and hidden width their records keep in each layer); it times each with `flatcompress.quantize.latency`
-(batch 1 and 32, length 128, warm-up, median) next to the dense model.
+learned (the heads, FFN units and hidden width their records keep in each layer); it times each with
+`flatcompress.quantize.latency` (batch 1 and 32, length 128, warm-up, median) next to the dense model.
 
     python benchmarks/cofi_speed.py [--keep 0.4 0.05] [--records results/cpu/cofi/...json ...]
 

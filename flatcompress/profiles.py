@@ -84,7 +84,7 @@ PROFILES: dict[str, Profile] = {
                       "lr": 1e-3, "finetune_lr": 1e-3, "reg_lr": 0.1}),
         Profile("cpu", "pretrained MiniLM-L6 on real data subsets: minutes per run on 2 cores", "minilm-l6", lr=1e-4,
                 epochs=3, max_train_examples=1000, max_eval_examples=1000, seeds=(0,),
-                tasks=("rotten_tomatoes", "sst2", "mrpc", "cola", "stsb"), imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7),
+                tasks=("rotten_tomatoes", "sst2", "mrpc", "rte", "cola", "stsb"), imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7),
                 chapter_tasks={"pruning-without-retraining": ("sst2", "mrpc", "rte"), "lottery-tickets": ("mrpc",),
                                "quantization": ("sst2", "mrpc", "rte", "cola", "stsb"), "structured-pruning": ("sst2",)},
                 # CoFi on 1,000 examples, 1 + 10 + 3 epochs at batch 8 (~15 min a run): 1,250 pruning steps, not

@@ -61,24 +61,29 @@ def test_a_smoke_run_prunes_and_records_what_is_left(smoke_config, tmp_path):
     assert sum(p.numel() for p in student.parameters()) == record["parameters"]["student"]
 
 
-def test_an_interrupted_run_resumes_to_the_same_result(smoke_config, tmp_path, monkeypatch):
-    teacher = finetune(smoke_config(), results_dir=tmp_path, progress=False, save_checkpoint=True)
-    reference = cofi(teacher, SMOKE, results_dir=tmp_path / "ref", progress=False)
+def _killed_and_resumed(teacher, results_dir, monkeypatch, epochs: int) -> dict:
+    """The record of a smoke run killed right after its `epochs`-th snapshot, then run again to the end."""
     import flatcompress.cofi as cf
 
     real, calls = cf._snapshot, {"n": 0}
 
-    def killed_after_the_first_pruning_epoch(*args, **kwargs):
+    def killed(*args, **kwargs):
         real(*args, **kwargs)
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == epochs:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cf, "_snapshot", killed_after_the_first_pruning_epoch)
+    monkeypatch.setattr(cf, "_snapshot", killed)
     with pytest.raises(KeyboardInterrupt):
-        cofi(teacher, SMOKE, results_dir=tmp_path / "run", progress=False)
+        cofi(teacher, SMOKE, results_dir=results_dir, progress=False)
     monkeypatch.setattr(cf, "_snapshot", real)
-    resumed = cofi(teacher, SMOKE, results_dir=tmp_path / "run", progress=False)
+    return cofi(teacher, SMOKE, results_dir=results_dir, progress=False)
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(smoke_config, tmp_path, monkeypatch):
+    teacher = finetune(smoke_config(), results_dir=tmp_path, progress=False, save_checkpoint=True)
+    reference = cofi(teacher, SMOKE, results_dir=tmp_path / "ref", progress=False)
+    resumed = _killed_and_resumed(teacher, tmp_path / "run", monkeypatch, epochs=2)  # after the first pruning epoch
     keep = ("epoch", "stage", "train_loss", "eval", "score", "sparsity", "expected_sparsity")
     assert [{k: r.get(k) for k in keep} for r in resumed["history"]] == \
         [{k: r.get(k) for k in keep} for r in reference["history"]]
@@ -104,22 +109,10 @@ def test_a_run_that_prunes_hidden_dimensions_fine_tunes_and_resumes_in_that_stag
     assert [r["stage"] for r in reference["history"]][-2:] == ["finetune", "finetune"]
     width = teacher.load_model().config.hidden_size
     assert {layer["hidden"] for layer in reference["structure"]} == {width - len(range(0, width, 3))}
-
-    real, calls = cf._snapshot, {"n": 0}
-
-    def killed_after_the_first_fine_tuning_epoch(*args, **kwargs):
-        real(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(cf, "_snapshot", killed_after_the_first_fine_tuning_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        cofi(teacher, SMOKE, results_dir=tmp_path / "run", progress=False)
-    monkeypatch.setattr(cf, "_snapshot", real)
-    resumed = cofi(teacher, SMOKE, results_dir=tmp_path / "run", progress=False)
+    resumed = _killed_and_resumed(teacher, tmp_path / "run", monkeypatch, epochs=4)  # after the first fine-tuning epoch
     keep = ("epoch", "stage", "train_loss", "score")
-    assert [{k: r[k] for k in keep} for r in resumed["history"]] == [{k: r[k] for k in keep} for r in reference["history"]]
+    assert [{k: r[k] for k in keep} for r in resumed["history"]] == \
+        [{k: r[k] for k in keep} for r in reference["history"]]
 
 
 def test_the_cli_refuses_a_bad_target_before_any_work(tmp_path, capsys):
