@@ -24,7 +24,8 @@ from flatcompress.cofi_model import GatedBert, prune_physically
 from flatcompress.models import load_model
 from flatcompress.provenance import provenance
 from flatcompress.quantize import latency
-from flatcompress.records import write_record
+from flatcompress.records import iter_records, write_record
+from flatcompress.report import OPTIMIZER_ROW
 from flatcompress.structured import CoFiGates, EncoderShape, uniform_gates
 from flatcompress.tasks import get_task
 
@@ -35,8 +36,8 @@ def main() -> None:
     parser.add_argument("--keep", nargs="+", type=float, default=[0.4, 0.05],
                         help="fractions of heads and FFN units kept per layer (0.05: about 95%% sparsity)")
     parser.add_argument("--records", nargs="*", type=Path,
-                        default=sorted(p for p in (Path(__file__).resolve().parent.parent / "results" / "cpu" / "cofi")
-                                       .glob("*/*.json") if not p.name.endswith(".student.json")),
+                        default=[Path(r["_path"]) for r in
+                                 iter_records(Path(__file__).resolve().parent.parent / "results" / "cpu", "cofi")],
                         help="cofi records whose learned structures are timed as well (default: the cpu tier's)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=10)
@@ -56,7 +57,7 @@ def main() -> None:
             learned["intermediate"][i, :layer["ffn_units"]] = 1
         learned |= {"head_layer": (learned["head"].sum(-1) > 0).float(), "mlp": (learned["intermediate"].sum(-1) > 0).float(),
                     "hidden": (torch.arange(shape.hidden) < record["structure"][0]["hidden"]).float()}
-        teacher = record["config"]["optimizer"].replace("adamw", "Adam").replace("sam", "SAM")
+        teacher = OPTIMIZER_ROW[record["config"]["optimizer"]]
         candidates.append((f"learned: {record['config']['task']}, {teacher} teacher", learned))
     rows = []
     for name, z in candidates:
