@@ -86,6 +86,7 @@ PROFILES: dict[str, Profile] = {
                 epochs=3, max_train_examples=1000, max_eval_examples=1000, seeds=(0,),
                 tasks=("rotten_tomatoes", "sst2", "mrpc", "rte", "cola", "stsb"), imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7),
                 chapter_tasks={"pruning-without-retraining": ("sst2", "mrpc", "rte"), "lottery-tickets": ("mrpc",),
+                               "mask-or-optimizer": ("mrpc",), "tickets-travel": ("mrpc", "rte"),
                                "quantization": ("sst2", "mrpc", "rte", "cola", "stsb"), "structured-pruning": ("sst2",)},
                 # CoFi on 1,000 examples, 1 + 10 + 3 epochs at batch 8 (~15 min a run): 1,250 pruning steps, not
                 # ~42k, so the tier's fine-tuning learning rate (1e-4), not 2e-5, and a faster constraint (reg_lr 0.05).

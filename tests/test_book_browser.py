@@ -23,7 +23,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "_build" / "html"
 PAGES = ["book/intro.html", "book/train-flat.html", "book/pruning-without-retraining.html",
-         "book/lottery-tickets.html", "book/structured-pruning.html", "book/quantization.html", "book/scorecard.html",
+         "book/lottery-tickets.html", "book/mask-or-optimizer.html",
+         "book/tickets-travel.html", "book/structured-pruning.html", "book/quantization.html", "book/scorecard.html",
          "book/chapter-template.html"]
 
 
@@ -159,6 +160,8 @@ def test_page_renders_without_errors(browser, page):
     ("book/train-flat.html", 3, 2, 4),
     ("book/pruning-without-retraining.html", 3, 1, 1),
     ("book/lottery-tickets.html", 3, 2, 2),
+    ("book/mask-or-optimizer.html", 2, 2, 3),
+    ("book/tickets-travel.html", 1, 1, 4),
     ("book/structured-pruning.html", 3, 1, 2),
     ("book/quantization.html", 3, 1, 8),
 ])

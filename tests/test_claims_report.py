@@ -95,8 +95,15 @@ def test_pruning_verdicts_read_the_reference_sparsity_and_compare_signs(tmp_path
     _imp(tmp_path, "rte", "sam", {0.0: 55.0, 0.5: 50.0, 0.6: 61.0}, rewind=False)
     _imp(tmp_path, "rte", "adamw", {0.0: 60.0, 0.5: 59.0, 0.6: 60.5}, rewind=False)  # +0.5 at 60%: noise
     assert claims.pruning_verdict(tmp_path, rewind=False).status == "not reproduced at this scale"
-    l1 = claims.l1_verdict(tmp_path)  # L1 99 at 50% vs SAM 70: matches or beats SAM
-    assert l1.status == "contradicted" and "mrpc IMP +29.0" in l1.ours
+    l1 = claims.l1_verdict(tmp_path)  # L1 99 at 50% vs SAM 70, but SAM is 2 points below Adam there: nothing to match
+    assert l1.status == "not reproduced at this scale" and "mrpc IMP +29.0 (SAM − Adam -2.0)" in l1.ours
+    assert "no SAM advantage" in l1.ours
+    _imp(tmp_path, "rte", "adamw", {0.0: 60.0, 0.5: 62.0, 0.6: 63.0}, l1=1e-5)  # SAM ahead of Adam by 3.5: decides
+    l1 = claims.l1_verdict(tmp_path)
+    assert l1.status == "contradicted" and "rte IMP +2.0 (SAM − Adam +3.5)" in l1.ours
+    (tmp_path / "imp" / "rte" / "rte-adamw-True-1e-05.json").unlink()
+    _imp(tmp_path, "rte", "adamw", {0.0: 60.0, 0.5: 58.0, 0.6: 59.0}, l1=1e-5)  # now below SAM: reproduced
+    assert claims.l1_verdict(tmp_path).status == "reproduced"
 
 
 def test_one_shot_verdict_and_kept_sparsity(tmp_path):
