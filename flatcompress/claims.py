@@ -237,26 +237,30 @@ def _mean_cells(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[tuple
 
 
 def mask_verdict(results_dir: Path) -> Verdict | None:
-    """Claim 7 (Table 6): under Adam fine-tuning, random mask < Adam-IMP mask < SAM-IMP mask on every task."""
+    """Claim 7 (Table 6): under Adam fine-tuning, random mask < Adam-IMP mask < SAM-IMP mask on every task, each
+    (task, sparsity) judged on the masks of that one sparsity (a ticket moved in from another task is not Table 6)."""
     own = [r for r in masked_runs(results_dir) if r["mask_task"] == r["task"] and r["mask_kind"] in ("imp", "random")]
-    cells = _mean_cells([{**r, "mask": r["mask_optimizer"] or "random"} for r in own], ("task", "optimizer", "mask"))
-    tasks = sorted({t for t, o, m in cells if o == "adamw" and all((t, o, k) in cells for k in ("random", "adamw", "sam"))})
-    if not tasks:
+    cells = _mean_cells([{**r, "mask": r["mask_optimizer"] or "random"} for r in own],
+                        ("task", "mask_sparsity", "optimizer", "mask"))
+    sets = sorted({(t, s) for t, s, o, m in cells
+                   if o == "adamw" and all((t, s, o, k) in cells for k in ("random", "adamw", "sam"))})
+    if not sets:
         return None
-    ordered = [t for t in tasks if cells[(t, "adamw", "random")] < cells[(t, "adamw", "adamw")] < cells[(t, "adamw", "sam")]]
-    k, n = len(ordered), len(tasks)
+    scores = {(t, s): [cells[(t, s, "adamw", k)] for k in ("random", "adamw", "sam")] for t, s in sets}
+    ordered = [ts for ts, (r, a, m) in scores.items() if r < a < m]
+    k, n = len(ordered), len(sets)
     status = "reproduced" if k == n else "contradicted" if 2 * k < n else "not reproduced at this scale"
-    detail = "; ".join(f"{t} {cells[(t, 'adamw', 'random')]:.1f} / {cells[(t, 'adamw', 'adamw')]:.1f} / "
-                       f"{cells[(t, 'adamw', 'sam')]:.1f}" for t in tasks)
+    detail = "; ".join(f"{t}@{s:.0%} {r:.1f} / {a:.1f} / {m:.1f}" for (t, s), (r, a, m) in scores.items())
     return Verdict(status, f"Adam fine-tuning over random / Adam / SAM masks: {detail}; ordered on {k}/{n}")
 
 
 def transfer_verdict(results_dir: Path) -> Verdict | None:
-    """Claim 8 (Fig. 4): a SAM ticket from another task scores higher on the target than an Adam ticket,
-    whichever optimizer fine-tunes it: reproduced when most (source, target, optimizer) cells are positive."""
+    """Claim 8 (Fig. 4): a SAM ticket from another task scores higher on the target than an Adam ticket of the
+    same sparsity, whichever optimizer fine-tunes it: reproduced when most (source, target, optimizer, sparsity)
+    cells are positive."""
     moved = [r for r in masked_runs(results_dir) if r["mask_kind"] == "imp" and r["mask_task"] != r["task"]]
-    cells = _mean_cells(moved, ("mask_task", "task", "optimizer", "mask_optimizer"))
-    pairs = sorted({k[:3] for k in cells if (*k[:3], "sam") in cells and (*k[:3], "adamw") in cells})
+    cells = _mean_cells(moved, ("mask_task", "task", "optimizer", "mask_sparsity", "mask_optimizer"))
+    pairs = sorted({k[:4] for k in cells if (*k[:4], "sam") in cells and (*k[:4], "adamw") in cells})
     if not pairs:
         return None
     gaps = [cells[(*p, "sam")] - cells[(*p, "adamw")] for p in pairs]

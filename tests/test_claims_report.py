@@ -121,9 +121,9 @@ def test_one_shot_verdict_and_kept_sparsity(tmp_path):
     assert "mrpc" not in claims.one_shot_verdict(tmp_path).ours
 
 
-def _masked(root, target, optimizer, score, kind, source, ticket_optimizer):
-    origin = {"kind": kind, "task": source, "optimizer": ticket_optimizer, "seed": 0, "sparsity": 0.6}
-    write_record(root / "finetune" / target / f"{optimizer}-{kind}-{source}-{ticket_optimizer}.json",
+def _masked(root, target, optimizer, score, kind, source, ticket_optimizer, sparsity=0.6):
+    origin = {"kind": kind, "task": source, "optimizer": ticket_optimizer, "seed": 0, "sparsity": sparsity}
+    write_record(root / "finetune" / target / f"{optimizer}-{kind}-{source}-{ticket_optimizer}-{sparsity}.json",
                  {"kind": "finetune", "config": {"task": target, "optimizer": optimizer, "seed": 0},
                   "masks": {"fingerprint": "x", "origin": origin}, "score": score / 100})
 
@@ -137,10 +137,14 @@ def test_mask_and_transfer_verdicts_read_the_tickets_origin(tmp_path):
                   "score": 0.1})
     assert len(claims.masked_runs(tmp_path)) == 3
     assert claims.mask_verdict(tmp_path).status == "reproduced"
+    _masked(tmp_path, "rte", "adamw", 50.0, "imp", "rte", "adamw", sparsity=0.7)  # another sparsity: not in 60%'s row
+    verdict = claims.mask_verdict(tmp_path)
+    assert verdict.status == "reproduced" and "rte@60% 55.0 / 63.0 / 70.0; ordered on 1/1" in verdict.ours
     assert claims.transfer_verdict(tmp_path) is None  # no ticket has moved to another task
     for optimizer in ("adamw", "sam"):
         _masked(tmp_path, "mrpc", optimizer, 80.0, "imp", "rte", "sam")
         _masked(tmp_path, "mrpc", optimizer, 78.0, "imp", "rte", "adamw")
+    _masked(tmp_path, "mrpc", "adamw", 90.0, "imp", "rte", "adamw", sparsity=0.7)  # no SAM ticket at 70% to pair
     verdict = claims.transfer_verdict(tmp_path)
     assert verdict.status == "reproduced" and "2/2" in verdict.ours and "+2.0" in verdict.ours
 
