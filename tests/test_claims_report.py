@@ -146,7 +146,12 @@ def test_mask_and_transfer_verdicts_read_the_tickets_origin(tmp_path):
         _masked(tmp_path, "mrpc", optimizer, 78.0, "imp", "rte", "adamw")
     _masked(tmp_path, "mrpc", "adamw", 90.0, "imp", "rte", "adamw", sparsity=0.7)  # no SAM ticket at 70% to pair
     verdict = claims.transfer_verdict(tmp_path)
-    assert verdict.status == "reproduced" and "2/2" in verdict.ours and "+2.0" in verdict.ours
+    assert verdict.status == "reproduced" and "positive in 2/2" in verdict.ours and "+2.0" in verdict.ours
+    for optimizer in ("adamw", "sam"):  # two more cells, SAM ahead by half a point: noise, so no longer most
+        _masked(tmp_path, "sst2", optimizer, 80.5, "imp", "rte", "sam")
+        _masked(tmp_path, "sst2", optimizer, 80.0, "imp", "rte", "adamw")
+    verdict = claims.transfer_verdict(tmp_path)
+    assert verdict.status == "not reproduced at this scale" and "positive in 2/4" in verdict.ours
 
 
 def test_agreeing_only_on_the_papers_exception_reproduces_nothing(tmp_path):
