@@ -275,7 +275,7 @@ def transfer_verdict(results_dir: Path) -> Verdict | None:
 
 def l1_verdict(results_dir: Path) -> Verdict | None:
     """Claim 15 (A.7): Adam with L1 stays below SAM, averaged over the pruned sparsities, under IMP and standard
-    pruning. A (task, mode) where SAM is not ahead of plain Adam by more than `NOISE_POINTS` has no SAM advantage
+    pruning. A (task, mode) where SAM is not ahead of plain Adam by at least `NOISE_POINTS` has no SAM advantage
     for the penalty to explain: it is reported but decides nothing."""
     cells = []  # (label, Adam+L1 - SAM, SAM - Adam or None)
     for rewind in (True, False):
@@ -295,8 +295,8 @@ def l1_verdict(results_dir: Path) -> Verdict | None:
     detail = "Adam+L1 − SAM, mean over pruned sparsities: " + ", ".join(
         f"{label} {gap:+.1f}" + ("" if edge is None else f" (SAM − Adam {edge:+.1f})") for label, gap, edge in cells)
     if not decided:
-        return Verdict("not reproduced at this scale", detail + "; SAM is not ahead of Adam here, so there is no "
-                       "SAM advantage for the penalty to match")
+        return Verdict("not reproduced at this scale", detail + f"; SAM is not ahead of Adam by {NOISE_POINTS:g} point "
+                       "or more here, so there is no SAM advantage for the penalty to match")
     status = "reproduced" if below == len(decided) else "contradicted" if 2 * below < len(decided) else \
         "not reproduced at this scale"
     return Verdict(status, detail)

@@ -271,10 +271,11 @@ def test_the_l1_field_keeps_existing_record_keys():
     from flatcompress import get_profile
     from pathlib import Path
 
-    records = sorted(Path(__file__).resolve().parent.parent.glob("results/cpu/finetune/rte/minilm-l6-adamw-seed0-*.json"))
+    paths = sorted(Path(__file__).resolve().parent.parent.glob("results/cpu/finetune/rte/minilm-l6-adamw-seed0-*.json"))
+    records = [r for r in map(read_record, paths) if not r.get("masks")]  # the plain run (IMP rounds key their masks)
     if not records:
         pytest.skip("no committed cpu record to compare with")
-    record = read_record(records[0])
+    record = records[0]
     config = FinetuneConfig(**{**record["config"]})
     assert config_key(config.result_fields()) == record["key"]
     assert config_key(get_profile("cpu").config("rte").result_fields()) == record["key"]
