@@ -15,7 +15,6 @@ By default the learned structures are those of every committed `cpu` CoFi record
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ from flatcompress.cofi_model import GatedBert, prune_physically
 from flatcompress.models import load_model
 from flatcompress.provenance import provenance
 from flatcompress.quantize import latency
-from flatcompress.records import iter_records, write_record
+from flatcompress.records import iter_records, read_record, write_record
 from flatcompress.report import OPTIMIZER_ROW
 from flatcompress.structured import CoFiGates, EncoderShape, uniform_gates
 from flatcompress.tasks import get_task
@@ -36,8 +35,6 @@ def main() -> None:
     parser.add_argument("--keep", nargs="+", type=float, default=[0.4, 0.05],
                         help="fractions of heads and FFN units kept per layer (0.05: about 95%% sparsity)")
     parser.add_argument("--records", nargs="*", type=Path,
-                        default=[Path(r["_path"]) for r in
-                                 iter_records(Path(__file__).resolve().parent.parent / "results" / "cpu", "cofi")],
                         help="cofi records whose learned structures are timed as well (default: the cpu tier's)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=10)
@@ -49,8 +46,9 @@ def main() -> None:
     shape = EncoderShape.of(dense.config)
     gates = CoFiGates(shape)
     candidates = [("dense", None)] + [(f"uniform, keep {k:g}", uniform_gates(shape, k)) for k in args.keep]
-    for path in args.records:
-        record = json.loads(path.read_text())
+    records = ([read_record(p) for p in args.records] if args.records is not None else
+               list(iter_records(Path(__file__).resolve().parent.parent / "results" / "cpu", "cofi")))
+    for record in records:
         learned = {"head": torch.zeros(shape.layers, shape.heads), "intermediate": torch.zeros(shape.layers, shape.intermediate)}
         for i, layer in enumerate(record["structure"]):
             learned["head"][i, :layer["heads"]] = 1
