@@ -39,15 +39,15 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from flatcompress.cofi_model import GatedBert, load_pruned, prune_hidden_input, prune_physically, save_pruned
-from flatcompress.data import encode, load_task, pad_collate
+from flatcompress.data import encode, load_run_data, pad_collate
 from flatcompress.device import pick_device
 from flatcompress.errors import MissingRecordError
 from flatcompress.models import load_model, load_tokenizer
 from flatcompress.provenance import provenance
-from flatcompress.records import config_key, read_record, record_path, write_record
+from flatcompress.records import config_key, read_record, record_path, run_reference, write_record
 from flatcompress.structured import CoFiGates, EncoderShape, Lagrangian, check_target
 from flatcompress.tasks import get_task
-from flatcompress.training import FinetuneResult, evaluate, seed_everything
+from flatcompress.training import FinetuneResult, evaluate_splits, load_snapshot, prediction_blocks, seed_everything
 
 __all__ = ["CoFiSettings", "cofi", "teacher_layers", "layer_distillation_loss", "prediction_distillation_loss"]
 
@@ -148,8 +148,7 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
         raise MissingRecordError(f"no cofi record {path}" if path else "compute=False needs a results_dir")
     start_time = time.perf_counter()
     task, dev = get_task(config["task"]), pick_device(device)
-    data = load_task(task, config["source"], config.get("data_dir"), config["max_train_examples"],
-                     config["max_eval_examples"], config["data_seed"])
+    data = load_run_data(config)
     tokenizer = load_tokenizer(config["model"])
     train = encode(data.train, tokenizer, config["max_length"])
     evals = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
@@ -170,7 +169,7 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
     state: dict[str, Any] = {"epoch": 0, "history": [], "best": None, "elapsed": 0.0, "z": None}
     saved: dict[str, Any] = {}
     if partial is not None and (partial / "state.pt").exists():
-        saved = torch.load(partial / "state.pt", map_location="cpu", weights_only=False)
+        saved = load_snapshot(partial / "state.pt")
         state = saved["state"]
         student = load_pruned(partial / saved["student_file"]).to(dev)
         gates.load_state_dict(saved["gates"]), constraint.load_state_dict(saved["constraint"])
@@ -249,13 +248,13 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
             row["sparsity"] = gates.sparsity()
             row["lambdas"] = constraint.lambdas.detach().cpu().tolist()
         model = prune_physically(student.cpu(), gates.deterministic()) if stage == "prune" else student.cpu()
-        row["eval"] = {s: evaluate(model, f, task, 2 * config["batch_size"], torch.device("cpu"))
-                       for s, f in evals.items()}
+        row["eval"], predictions = evaluate_splits(model, evals, task, 2 * config["batch_size"], torch.device("cpu"))
         student.to(dev)
-        row["score"] = row["eval"][task.eval_splits[0]][task.main_metric]
+        row["score"] = row["eval"][data.main_split][task.main_metric]
         state["history"].append(row)
         if stage == "finetune" and (state["best"] is None or row["score"] > state["best"]["score"]):
             state["best"] = row
+            state["best_predictions"] = {s: torch.from_numpy(np.asarray(p)) for s, p in predictions.items()}
             if partial is not None:
                 save_pruned(student.cpu(), partial / "best")
                 student.to(dev)
@@ -269,6 +268,8 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
             tqdm.write(f"CoFi {task.title} epoch {epoch} ({stage}): {task.main_metric} {row['score']:.4f}"
                        + (f", sparsity {row['sparsity']:.3f}" if "sparsity" in row else ""))
     final = state["best"] or state["history"][-1]
+    if state.get("best_predictions") is None:  # no fine-tuning stage: the last pruning epoch's predictions
+        state["best_predictions"] = {s: torch.from_numpy(np.asarray(p)) for s, p in predictions.items()}
     if state["z"] is None:  # no fine-tuning stage: the pruned student is the last pruning epoch's
         state["pruned_sparsity"] = gates.sparsity()
         student = prune_physically(student.cpu(), gates.deterministic())
@@ -277,9 +278,10 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
               "student": sum(p.numel() for p in student.parameters())}
     record = {
         "kind": "cofi", "key": key, "settings": dataclasses.asdict(settings), "teacher_key": teacher.record["key"],
-        "teacher_record": str(teacher.path) if teacher.path else None, "config": config,
-        "task": {"name": task.name, "main_metric": task.main_metric, "main_split": task.eval_splits[0]},
+        "teacher_record": run_reference(teacher.path, results_dir), "config": config,
+        "task": {"name": task.name, "main_metric": task.main_metric, "main_split": data.main_split},
         "teacher_score": teacher.record["score"], "score": final["score"], "metrics": final["eval"],
+        "predictions": prediction_blocks(data, {s: p.numpy() for s, p in state["best_predictions"].items()}),
         "best_epoch": final["epoch"], "sparsity": sparsity,
         "accepted": abs(sparsity - settings.target) <= settings.tolerance,
         "structure": _structure(student), "parameters": params, "history": state["history"],

@@ -13,9 +13,10 @@ from flatcompress.tasks import get_task
 __all__ = ["FinetuneConfig", "check_sparsity"]
 
 # Fields that change where data is read from or how a run is displayed, not its result: left out of the cache key.
+# Which examples a run saw enters the key as their fingerprint (`run_key_fields`), not as where they were read.
 NON_RESULT_FIELDS = ("data_dir", "profile")
 # Fields added after records were committed: left out of the key at their default, so those records keep their keys.
-ADDED_FIELDS = {"l1": 0.0}
+ADDED_FIELDS = {"l1": 0.0, "holdout": 0}
 
 
 def check_sparsity(sparsity: float) -> float:
@@ -49,6 +50,7 @@ class FinetuneConfig:
     grad_clip: float | None = 1.0  # BERT-Tickets' max_grad_norm
     num_layers: int | None = None  # keep only the first k encoder layers
     l1: float = 0.0  # A.7's control: lambda * sum |w| over the prunable weights added to the training loss
+    holdout: int = 0  # > 0: evaluate on this many held-out *training* examples instead of the dev set (tuning)
     seed: int = 0
     data_seed: int = 0
     source: str = "auto"
@@ -84,6 +86,7 @@ class FinetuneConfig:
             (self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0 or None, got {self.grad_clip}"),
             (self.num_layers is None or self.num_layers >= 1, f"num_layers must be at least 1, got {self.num_layers}"),
             (self.l1 >= 0, f"l1 must be >= 0, got {self.l1}"),
+            (self.holdout >= 0, f"holdout must be >= 0, got {self.holdout}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -93,7 +96,16 @@ class FinetuneConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def result_fields(self) -> dict[str, Any]:
-        """The fields that determine the result: the cache key is a hash of these."""
-        return {k: v for k, v in self.to_dict().items()
-                if k not in NON_RESULT_FIELDS and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
+    def result_fields(self, data: str | None = None) -> dict[str, Any]:
+        """The fields that determine the result: the cache key is a hash of these.
+
+        `data` is the fingerprint digest of the examples the run uses (`flatcompress.data.fingerprint`): with it,
+        the data enter the key by content and `source` leaves it (identical examples from the hub or a glue_data
+        directory are one run). Without it, the fields of records written before fingerprints existed.
+        """
+        fields = {k: v for k, v in self.to_dict().items()
+                  if k not in NON_RESULT_FIELDS and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
+        if data is not None:
+            fields.pop("source")
+            fields["data"] = data
+        return fields

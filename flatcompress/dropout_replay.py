@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from flatcompress.data import encode, load_task, pad_collate
+from flatcompress.data import encode, load_run_data, pad_collate
 from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.records import find_measurement, write_record
@@ -62,8 +62,7 @@ def measure_dropout_replay(result: FinetuneResult, results_dir: str | Path | Non
         return found
     start = time.perf_counter()
     model = result.load_model()
-    data = load_task(config["task"], config["source"], config.get("data_dir"), draws * batch_size, 1,
-                     config["data_seed"])
+    data = load_run_data(config, max_train_examples=draws * batch_size, max_eval_examples=1)
     tokenizer = load_tokenizer(config["model"])
     features = encode(data.train, tokenizer, config["max_length"])
     rows = []

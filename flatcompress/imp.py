@@ -40,7 +40,7 @@ from flatcompress.models import get_model_spec
 from flatcompress.provenance import provenance
 from flatcompress.pruning import head_names, magnitude_masks, prunable_names
 from flatcompress.records import config_key, read_record, record_path, write_record
-from flatcompress.training import FinetuneResult, StartingPoint, finetune
+from flatcompress.training import FinetuneResult, StartingPoint, finetune, run_data
 
 __all__ = ["PAPER_SCHEDULE", "HEAD_MODES", "check_schedule", "imp", "imp_stem"]
 
@@ -86,12 +86,19 @@ def imp(config: FinetuneConfig, sparsities: Sequence[float] = PAPER_SCHEDULE, re
         raise ValueError(f"head must be one of {', '.join(HEAD_MODES)}, got {head!r}")
     if include_pooler is None:
         include_pooler = get_model_spec(config.model).pooler_pretrained
-    settings = {"finetune": config.result_fields(), "sparsities": list(schedule), "rewind": rewind,
+    digest = run_data(config)[2]["digest"]
+
+    def settings_for(data: str | None) -> dict[str, Any]:
+        return {"finetune": config.result_fields(data), "sparsities": list(schedule), "rewind": rewind,
                 "head": head if rewind else None, "include_pooler": include_pooler}
+
+    settings = settings_for(digest)
     key = config_key(settings)
     path = record_path(results_dir, "imp", config.task, imp_stem(config, rewind), key)
-    if path.exists():
-        return {**read_record(path), "path": str(path)}
+    legacy = record_path(results_dir, "imp", config.task, imp_stem(config, rewind), config_key(settings_for(None)))
+    for found in (path, legacy):  # a record written before data fingerprints is keyed by its config alone
+        if found.exists():
+            return {**read_record(found), "path": str(found)}
     if not compute:
         raise MissingRecordError(f"no IMP record {path}")
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -92,8 +93,9 @@ def _hub_guard(spec: ModelSpec) -> None:
                               "offline models: minilm-l6, tiny")
 
 
+@functools.lru_cache(maxsize=8)
 def load_tokenizer(name: str):
-    """The model's tokenizer (MiniLM's bert-base-uncased vocabulary for `tiny`)."""
+    """The model's tokenizer (MiniLM's bert-base-uncased vocabulary for `tiny`), loaded once per process."""
     spec = get_model_spec(name)
     _hub_guard(spec)
     _quiet_transformers()

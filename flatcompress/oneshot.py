@@ -16,13 +16,13 @@ from typing import Any, Sequence
 import torch
 
 from flatcompress.config import check_sparsity
-from flatcompress.data import encode, load_task
+from flatcompress.data import encode, load_run_data
 from flatcompress.masks import apply_masks, masks_sparsity
 from flatcompress.models import get_model_spec, load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.pruning import magnitude_masks, prunable_names
-from flatcompress.records import find_measurement, write_record
-from flatcompress.training import FinetuneResult, evaluate_predictions, predicted_classes
+from flatcompress.records import find_measurement, run_reference, write_record
+from flatcompress.training import FinetuneResult, evaluate_splits, predicted_classes, prediction_blocks
 
 __all__ = ["PAPER_ONESHOT_SPARSITIES", "one_shot_sweep"]
 
@@ -47,9 +47,7 @@ def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_O
     start = time.perf_counter()
     model = result.load_model().eval()
     original = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    data = load_task(config["task"], config["source"], config.get("data_dir"), config["max_train_examples"],
-                     config["max_eval_examples"],
-                     config["data_seed"])
+    data = load_run_data(config)
     tokenizer = load_tokenizer(config["model"])
     features = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
     names = prunable_names(model, include_pooler)
@@ -60,17 +58,14 @@ def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_O
         masks = magnitude_masks(model, sparsity, names)
         with torch.no_grad():
             apply_masks(model, masks)
-        metrics, classes = {}, None
-        for split, f in features.items():
-            metrics[split], preds = evaluate_predictions(model, f, config["task"], 2 * config["batch_size"])
-            if split == task["main_split"]:
-                classes = predicted_classes(preds, config["task"])
+        metrics, predictions = evaluate_splits(model, features, config["task"], 2 * config["batch_size"])
         rows.append({"target_sparsity": sparsity, "sparsity": masks_sparsity(masks),
                      "score": metrics[task["main_split"]][task["main_metric"]], "metrics": metrics,
-                     "predicted_classes": classes})
+                     "predicted_classes": predicted_classes(predictions[task["main_split"]], config["task"]),
+                     "predictions": prediction_blocks(data, predictions)})
     model.load_state_dict(original)
     record = {"kind": "oneshot", "key": key, "settings": settings, "config": config,
-              "finetune_record": str(result.path) if result.path else None, "unpruned_score": result.record["score"],
+              "finetune_record": run_reference(result.path, results_dir), "unpruned_score": result.record["score"],
               "rows": rows, "wall_time_s": time.perf_counter() - start,
               "provenance": provenance(next(model.parameters()).device)}
     if path is not None:

@@ -15,12 +15,12 @@ from typing import Any, Sequence
 
 import torch
 
-from flatcompress.data import encode, load_task, pad_collate
+from flatcompress.data import encode, load_run_data, pad_collate
 from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.quantize import check_backend, quantize, serialized_bytes
-from flatcompress.records import find_measurement, write_record
-from flatcompress.training import FinetuneResult, evaluate_predictions, predicted_classes
+from flatcompress.records import find_measurement, run_reference, write_record
+from flatcompress.training import FinetuneResult, evaluate_splits, predicted_classes, prediction_blocks
 
 __all__ = ["PAPER_SETTING", "parse_setting", "measure_quantization"]
 
@@ -51,37 +51,33 @@ def measure_quantization(result: FinetuneResult, settings: Sequence[str] = (PAPE
         return found
     start = time.perf_counter()
     model = result.load_model().float().cpu().eval()
-    data = load_task(config["task"], config["source"], config.get("data_dir"), None, config["max_eval_examples"],
-                     config["data_seed"])
+    data = load_run_data(config, max_train_examples=1)  # the evaluation splits are all it needs
     tokenizer = load_tokenizer(config["model"])
     features = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
     task = result.record["task"]
     cpu = torch.device("cpu")
 
-    def scores(m: torch.nn.Module) -> tuple[dict[str, dict[str, float]], int | None]:
-        """Metrics per split, and how many classes `m` predicts on the main split (1: a constant predictor,
-        which cannot lose accuracy: the claim needs to know)."""
-        out, classes = {}, None
-        for split, f in features.items():
-            out[split], preds = evaluate_predictions(m, f, config["task"], 2 * config["batch_size"], cpu)
-            if split == task["main_split"]:
-                classes = predicted_classes(preds, config["task"])
-        return out, classes
+    def scores(m: torch.nn.Module) -> tuple[dict[str, dict[str, float]], int | None, dict[str, Any]]:
+        """Metrics per split, how many classes `m` predicts on the main split (1: a constant predictor, which
+        cannot lose accuracy: the claim needs to know) and the per-example predictions."""
+        out, predictions = evaluate_splits(m, features, config["task"], 2 * config["batch_size"], cpu)
+        return out, predicted_classes(predictions[task["main_split"]], config["task"]), prediction_blocks(data, predictions)
 
-    fp32, classes = scores(model)
+    fp32, classes, fp32_predictions = scores(model)
     example = pad_collate(features[task["main_split"]][:2], tokenizer.pad_token_id)  # input names for ONNX
     rows = []
     for label, (backend, embeddings) in zip(labels, parsed):
         tick = time.perf_counter()
         quantized = quantize(model, backend, embeddings, example)
-        metrics, _ = scores(quantized)
+        metrics, int8_classes, predictions = scores(quantized)
         rows.append({"setting": label, "backend": backend, "embeddings": embeddings,
                      "score": metrics[task["main_split"]][task["main_metric"]], "metrics": metrics,
+                     "predicted_classes": int8_classes, "predictions": predictions,
                      "bytes": serialized_bytes(quantized), "seconds": time.perf_counter() - tick})
     record = {"kind": "quantization", "key": key, "settings": {"finetune_key": result.record["key"], "settings": labels},
-              "config": config, "finetune_record": str(result.path) if result.path else None,
+              "config": config, "finetune_record": run_reference(result.path, results_dir),
               "fp32_score": fp32[task["main_split"]][task["main_metric"]], "fp32_metrics": fp32,
-              "fp32_predicted_classes": classes,
+              "fp32_predicted_classes": classes, "fp32_predictions": fp32_predictions,
               "fp32_bytes": serialized_bytes(model), "rows": rows, "wall_time_s": time.perf_counter() - start,
               "provenance": provenance(cpu)}
     if path is not None:

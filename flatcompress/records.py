@@ -17,7 +17,8 @@ from typing import Any, Iterator
 
 from flatcompress.errors import MissingRecordError, RecordExistsError
 
-__all__ = ["config_key", "record_path", "write_record", "read_record", "iter_records", "find_measurement"]
+__all__ = ["config_key", "record_path", "write_record", "read_record", "iter_records", "find_measurement",
+           "run_reference"]
 
 SCHEMA_VERSION = 1
 
@@ -31,6 +32,13 @@ def config_key(fields: dict[str, Any]) -> str:
 def record_path(results_dir: str | Path, kind: str, task: str, stem: str, key: str) -> Path:
     """`<results_dir>/<kind>/<task>/<stem>-<key[:12]>.json`."""
     return Path(results_dir) / kind / task / f"{stem}-{key[:12]}.json"
+
+
+def run_reference(path: str | Path | None, results_dir: str | Path | None) -> str | None:
+    """Where a record is, relative to its results folder (records hold no machine paths); None without one."""
+    if path is None or results_dir is None:
+        return None
+    return Path(os.path.relpath(Path(path).resolve(), Path(results_dir).resolve())).as_posix()
 
 
 def write_record(path: str | Path, record: dict[str, Any], overwrite: bool = False) -> Path:

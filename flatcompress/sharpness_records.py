@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from flatcompress.data import encode, load_task, pad_collate
+from flatcompress.data import encode, load_run_data, pad_collate
 from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
-from flatcompress.records import find_measurement, write_record
+from flatcompress.records import find_measurement, run_reference, write_record
 from flatcompress.sharpness import PAPER_EPSILONS, batches_loss, hessian_top_eigenvalue, sharpness_table
 from flatcompress.training import FinetuneResult
 
@@ -43,7 +43,7 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
         return found
     start = time.perf_counter()
     model = result.load_model()
-    data = load_task(config["task"], config["source"], config.get("data_dir"), None, n_examples, config["data_seed"])
+    data = load_run_data(config, max_train_examples=1, max_eval_examples=n_examples)
     tokenizer = load_tokenizer(config["model"])
     features = encode(data.main_eval, tokenizer, config["max_length"])
     batches = [pad_collate(features[i:i + batch_size], tokenizer.pad_token_id)
@@ -55,7 +55,7 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
         "key": key,
         "settings": settings,
         "config": config,
-        "finetune_record": str(result.path) if result.path else None,
+        "finetune_record": run_reference(result.path, results_dir),
         "score": result.record["score"],
         "loss": float(loss_fn(model.eval()).detach()),
         "sharpness": {f"{eps:g}": value for eps, value in table.items()},

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -30,18 +31,21 @@ import torch
 from tqdm import tqdm
 
 from flatcompress.config import FinetuneConfig
-from flatcompress.data import encode, load_task, pad_collate
+from flatcompress.data import TaskData, encode, load_run_data, pad_collate
+from flatcompress.data.fingerprint import data_fingerprint, examples_fingerprint
 from flatcompress.device import autocast, pick_device
 from flatcompress.errors import MissingRecordError, NonFiniteLossError
 from flatcompress.masks import Masks, apply_masks, mask_gradients, masks_fingerprint, masks_sparsity
 from flatcompress.metrics import METRICS
 from flatcompress.models import load_model, load_tokenizer
 from flatcompress.optim import build_optimizer
+from flatcompress.predictions import evaluation_block
 from flatcompress.provenance import provenance
 from flatcompress.records import config_key, read_record, record_path, write_record
 from flatcompress.tasks import Task, get_task
 
-__all__ = ["FinetuneResult", "StartingPoint", "finetune", "evaluate", "predict", "seed_everything", "starting_model"]
+__all__ = ["FinetuneResult", "StartingPoint", "finetune", "find_run", "run_data", "run_fields", "record_config",
+           "load_snapshot", "evaluate", "evaluate_predictions", "evaluate_splits", "prediction_blocks", "predict", "seed_everything", "starting_model"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,21 @@ def evaluate_predictions(model: torch.nn.Module, features: list[dict], task: Tas
     return {name: METRICS[name](labels, preds) for name in task.metrics}, preds
 
 
+def evaluate_splits(model: torch.nn.Module, features: dict[str, list[dict]], task: Task | str, batch_size: int = 64,
+                    device: torch.device | None = None) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+    """`evaluate_predictions` on every split: metrics per split and predictions per split."""
+    metrics, predictions = {}, {}
+    for split, f in features.items():
+        metrics[split], predictions[split] = evaluate_predictions(model, f, task, batch_size, device)
+    return metrics, predictions
+
+
+def prediction_blocks(data: TaskData, predictions: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Each split's labels and predictions with its examples' fingerprint, for a record (`flatcompress.predictions`)."""
+    return {s: evaluation_block([e.label for e in data.eval[s]], p, data.task.kind, examples_fingerprint(data.eval[s]))
+            for s, p in predictions.items()}
+
+
 def predicted_classes(preds: np.ndarray, task: Task | str) -> int | None:
     """How many distinct classes a classifier predicted (1: a constant predictor); None for other tasks."""
     task = get_task(task) if isinstance(task, str) else task
@@ -158,6 +177,40 @@ def _linear_decay(total_steps: int) -> Callable[[int], float]:
     return lambda step: max(0.0, 1.0 - step / total_steps)
 
 
+def run_fields(config: FinetuneConfig, data_digest: str | None, masks: Masks | None = None,
+               start_from: StartingPoint | None = None) -> dict[str, Any]:
+    """What a run's cache key hashes: its result fields, the fingerprint of its data (None: the fields of a
+    record written before fingerprints), its masks' fingerprint and its starting point."""
+    fields = config.result_fields(data_digest)
+    if masks is not None:
+        fields["masks"] = masks_fingerprint(masks)
+    if start_from is not None:
+        fields["start"] = start_from.key
+    return fields
+
+
+def run_data(config: FinetuneConfig) -> tuple[TaskData, Any, dict[str, Any]]:
+    """The run's examples, its tokenizer and their fingerprint (`flatcompress.data.fingerprint`), read once per
+    process. A missing data directory is an error here, before any record is looked up."""
+    data = load_run_data(config)
+    tokenizer = load_tokenizer(config.model)
+    return data, tokenizer, data_fingerprint(data, tokenizer)
+
+
+def find_run(results_dir: str | Path, config: FinetuneConfig, digest: str, masks: Masks | None = None,
+             start_from: StartingPoint | None = None) -> tuple[str, Path, Path | None]:
+    """The run's key and record path, and the path of its existing record if there is one: keyed by its data's
+    fingerprint, or (a record written before fingerprints existed) by its config alone."""
+    stem = f"{config.model}-{config.optimizer}-seed{config.seed}"
+    key = config_key(run_fields(config, digest, masks, start_from))
+    path = record_path(results_dir, "finetune", config.task, stem, key)
+    if path.exists():
+        return key, path, path
+    legacy = record_path(results_dir, "finetune", config.task, stem,
+                         config_key(run_fields(config, None, masks, start_from)))
+    return key, path, legacy if legacy.exists() else None
+
+
 def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: str | Path | None = "results",
              overwrite: bool = False, progress: bool = True, save_checkpoint: bool = False,
              device: str | None = None, compute: bool = True, start_from: StartingPoint | None = None,
@@ -172,30 +225,23 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
     `masks_origin` (e.g. `{"kind": "imp", "task": "rte", "optimizer": "sam", "sparsity": 0.6}`) is kept in the
     record to say where the masks came from; it does not enter the cache key (the masks' fingerprint does).
     """
-    fields = config.result_fields()
-    if masks is not None:
-        fields["masks"] = masks_fingerprint(masks)
-    if start_from is not None:
-        fields["start"] = start_from.key
-    key = config_key(fields)
+    data, tokenizer, fingerprint = run_data(config)
+    key = config_key(run_fields(config, fingerprint["digest"], masks, start_from))
     path, existing = None, None
     if results_dir is not None:
-        stem = f"{config.model}-{config.optimizer}-seed{config.seed}"
-        path = record_path(results_dir, "finetune", config.task, stem, key)
-        if path.exists() and not overwrite:
-            existing = read_record(path)
-            if not compute or not save_checkpoint or path.with_suffix(".safetensors").exists():
-                return FinetuneResult(existing, path, cached=True)
+        key, path, found = find_run(results_dir, config, fingerprint["digest"], masks, start_from)
+        if found is not None and not overwrite:
+            existing = read_record(found)
+            if not compute or not save_checkpoint or found.with_suffix(".safetensors").exists():
+                return FinetuneResult(existing, found, cached=True)
             # The record exists but its weights were not kept: train again (deterministic) for them, keep the record.
+            path = found
     if not compute:
         raise MissingRecordError(f"no result record {path}" if path else "compute=False needs a results_dir")
 
     start_time = time.perf_counter()
     task = get_task(config.task)
     dev = pick_device(device)
-    data = load_task(task, config.source, config.data_dir, config.max_train_examples, config.max_eval_examples,
-                     config.data_seed)
-    tokenizer = load_tokenizer(config.model)
     train_features = encode(data.train, tokenizer, config.max_length)
     eval_features = {s: encode(v, tokenizer, config.max_length) for s, v in data.eval.items()}
 
@@ -206,11 +252,11 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(total_steps))
 
-    state = {"epoch": 0, "history": [], "best_state": None, "best_score": -np.inf, "best_epoch": None,
-             "elapsed": 0.0}
+    state = {"epoch": 0, "history": [], "best_state": None, "best_predictions": None, "best_score": -math.inf,
+             "best_epoch": None, "elapsed": 0.0}
     partial = path.with_suffix(".partial.pt") if path else None
     if partial is not None and partial.exists():
-        saved = torch.load(partial, map_location="cpu", weights_only=False)
+        saved = load_snapshot(partial)
         if saved["key"] == key:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
@@ -222,7 +268,7 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
             if progress:
                 tqdm.write(f"resuming {path.name} after epoch {state['epoch']}")
 
-    main_split, main_metric = task.eval_splits[0], task.main_metric
+    main_split, main_metric = data.main_split, task.main_metric
     step = state["epoch"] * steps_per_epoch
     penalized = _l1_parameters(model, config) if config.l1 > 0 else []
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
@@ -246,13 +292,14 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
         bar.close()
         train_seconds = time.perf_counter() - epoch_start
-        metrics = {s: evaluate(model, f, task, 2 * config.batch_size, dev) for s, f in eval_features.items()}
+        metrics, predictions = evaluate_splits(model, eval_features, task, 2 * config.batch_size, dev)
+        predictions = {split: torch.from_numpy(np.asarray(p)) for split, p in predictions.items()}
         score = metrics[main_split][main_metric]
         state["history"].append({"epoch": epoch, "train_loss": float(np.mean(losses)), "eval": metrics,
-                                 "lr_end": scheduler.get_last_lr()[0], "train_seconds": train_seconds,
+                                 "lr_end": float(scheduler.get_last_lr()[0]), "train_seconds": train_seconds,
                                  "seconds": time.perf_counter() - epoch_start})
         if score > state["best_score"]:
-            state.update(best_score=score, best_epoch=epoch,
+            state.update(best_score=score, best_epoch=epoch, best_predictions=predictions,
                          best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         state["epoch"] = epoch
         if progress:
@@ -265,18 +312,21 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
     model.load_state_dict(state["best_state"])
     model.eval()
     best = state["history"][state["best_epoch"] - 1]
+    best_predictions = {s: p.numpy() for s, p in state["best_predictions"].items()}
     record = {
         "kind": "finetune",
         "key": key,
-        "config": config.to_dict(),
+        "config": record_config(config),
         "task": {"name": task.name, "title": task.title, "main_metric": main_metric, "main_split": main_split},
-        "data": data.info,
-        "masks": None if masks is None else {"fingerprint": fields["masks"], "sparsity": masks_sparsity(masks),
+        "data": {**data.info, "fingerprint": fingerprint},
+        "masks": None if masks is None else {"fingerprint": masks_fingerprint(masks), "sparsity": masks_sparsity(masks),
                                              "tensors": len(masks), "origin": masks_origin},
         "start": None if start_from is None else start_from.key,
         "score": best["eval"][main_split][main_metric],
         "best_epoch": state["best_epoch"],
         "metrics": best["eval"],
+        "predicted_classes": predicted_classes(best_predictions[main_split], task),
+        "predictions": prediction_blocks(data, best_predictions),
         "history": state["history"],
         "steps": total_steps,
         "n_parameters": sum(p.numel() for p in model.parameters()),
@@ -298,6 +348,22 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
         if partial is not None and partial.exists():
             partial.unlink()
     return FinetuneResult(record, path, model, cached=False)
+
+
+def record_config(config: FinetuneConfig) -> dict[str, Any]:
+    """The config as a record stores it: no machine paths (the data directory is a setting of the machine; the
+    record's data fingerprint says which examples were used)."""
+    return {**config.to_dict(), "data_dir": None}
+
+
+def load_snapshot(path: Path) -> dict[str, Any]:
+    """A run-local snapshot (`.partial.pt`), loaded without unpickling arbitrary objects (`weights_only=True`)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError (or RuntimeError) for anything but tensors and containers
+        raise RuntimeError(f"{path} is not a snapshot flatcompress wrote (it holds objects other than tensors and "
+                           f"plain containers, which are never unpickled); delete it to start the run afresh "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
 
 
 def _make_closure(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],

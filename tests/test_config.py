@@ -50,7 +50,7 @@ def test_bad_input_fails_before_any_model_is_loaded(monkeypatch, capsys):
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr("flatcompress.training.load_model", boom)
-    monkeypatch.setattr("flatcompress.training.load_task", boom)
+    monkeypatch.setattr("flatcompress.training.load_run_data", boom)
     assert main(["finetune", "--task", "rte", "--epochs", "0"]) == 2
     assert "epochs must be at least 1" in capsys.readouterr().err
     assert main(["finetune", "--task", "rte", "--batch-size", "0"]) == 2

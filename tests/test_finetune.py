@@ -96,7 +96,7 @@ def test_interrupted_run_resumes_identically(smoke_config, tmp_path, monkeypatch
 
     import flatcompress.training as ft
 
-    real_evaluate, calls = ft.evaluate, {"n": 0}
+    real_evaluate, calls = ft.evaluate_splits, {"n": 0}
 
     def crash_in_epoch_two(*args, **kwargs):
         calls["n"] += 1
@@ -104,16 +104,17 @@ def test_interrupted_run_resumes_identically(smoke_config, tmp_path, monkeypatch
             raise KeyboardInterrupt
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(ft, "evaluate", crash_in_epoch_two)
+    monkeypatch.setattr(ft, "evaluate_splits", crash_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         finetune(config, results_dir=tmp_path / "run", progress=False)
     assert len(list((tmp_path / "run").rglob("*.partial.pt"))) == 1
     assert not list((tmp_path / "run").rglob("*.json"))
-    monkeypatch.setattr(ft, "evaluate", real_evaluate)
+    monkeypatch.setattr(ft, "evaluate_splits", real_evaluate)
     resumed = finetune(config, results_dir=tmp_path / "run", progress=False)
     strip = lambda hist: [{k: v for k, v in h.items() if "seconds" not in k} for h in hist]  # noqa: E731
     assert strip(resumed.record["history"]) == strip(reference.record["history"])
     assert resumed.record["score"] == reference.record["score"]
+    assert resumed.record["predictions"] == reference.record["predictions"]
     assert all(torch.equal(a, b) for a, b in zip(resumed.model.state_dict().values(),
                                                  reference.model.state_dict().values()))
     assert not list((tmp_path / "run").rglob("*.partial.pt"))

@@ -5,10 +5,10 @@ subsets. `encode` and `pad_collate` turn examples into model inputs with dynamic
 """
 
 from flatcompress.data.examples import Example, QAExample, TaskData, majority_rate
-from flatcompress.data.loading import SOURCES, glue_dir_from_env, load_task
+from flatcompress.data.loading import HELDOUT_SPLIT, SOURCES, glue_dir_from_env, load_run_data, load_task
 from flatcompress.data.encoding import encode, pad_collate
 
 __all__ = [
     "Example", "QAExample", "TaskData", "majority_rate",
-    "SOURCES", "glue_dir_from_env", "load_task", "encode", "pad_collate",
+    "HELDOUT_SPLIT", "SOURCES", "glue_dir_from_env", "load_run_data", "load_task", "encode", "pad_collate",
 ]

@@ -40,10 +40,14 @@ class TaskData:
     train: list
     eval: dict[str, list]
     info: dict = field(default_factory=dict)
+    main_split: str = ""  # the split that selects the best epoch: the task's first, or "heldout"
+
+    def __post_init__(self) -> None:
+        self.main_split = self.main_split or self.task.eval_splits[0]
 
     @property
     def main_eval(self) -> list:
-        return self.eval[self.task.eval_splits[0]]
+        return self.eval[self.main_split]
 
 
 def majority_rate(examples: Sequence[Example]) -> float:
