@@ -26,9 +26,10 @@ demo: install
 book: install
 	$(BIN)/jupyter-book build . --all -W --keep-going
 
-# Unit tests, the browser check of the built book, and every chapter under nbval at the smoke tier
+# The record audit, unit tests, the browser check of the built book, and every chapter under nbval at the smoke tier
 # (its runs go to runs/nbval-results, not to results/).
 test: install book
+	$(BIN)/flatcompress audit
 	FLATCOMPRESS_PROFILE=smoke FLATCOMPRESS_RESULTS_DIR=$(CURDIR)/runs/nbval-results \
 		$(BIN)/python -m pytest --nbval-lax tests book
 

@@ -1,4 +1,5 @@
-"""Command line: `flatcompress tasks | models | profiles | finetune | sharpness | imp | oneshot | reproduce`."""
+"""Command line: `flatcompress tasks | models | profiles | finetune | sharpness | imp | oneshot | quantize | cofi |
+reproduce | audit`."""
 
 from __future__ import annotations
 
@@ -152,6 +153,19 @@ def _cell(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else "" if value is None else str(value)
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from flatcompress.audit import audit
+
+    report = audit(args.results_dir)
+    print(report.summary())
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    if args.verbose:
+        for path in report.dirty:
+            print(f"written from a tree with uncommitted changes: {path}")
+    return 0 if report.ok else 1
+
+
 def _cmd_finetune(args: argparse.Namespace) -> int:
     result, _ = _run(args, save_checkpoint=args.save_checkpoint)
     record = result.record
@@ -214,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--results-dir", help="where records and executed notebooks go (default: results/<profile>)")
     rp.add_argument("--quiet", action="store_true", help="no progress bars")
     rp.set_defaults(func=_cmd_reproduce)
+    au = sub.add_parser("audit", help="check every result record: schema, keys, no machine paths, predictions")
+    au.add_argument("--results-dir", default="results", help="the folder of tiers to check (default: results)")
+    au.add_argument("--verbose", action="store_true", help="also list records written from a dirty tree")
+    au.set_defaults(func=_cmd_audit)
     return parser
 
 

@@ -148,6 +148,7 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
         raise MissingRecordError(f"no cofi record {path}" if path else "compute=False needs a results_dir")
     start_time = time.perf_counter()
     task, dev = get_task(config["task"]), pick_device(device)
+    made_by = provenance(dev)  # the code that runs is the code at the start
     data = load_run_data(config)
     tokenizer = load_tokenizer(config["model"])
     train = encode(data.train, tokenizer, config["max_length"])
@@ -285,7 +286,7 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
         "best_epoch": final["epoch"], "sparsity": sparsity,
         "accepted": abs(sparsity - settings.target) <= settings.tolerance,
         "structure": _structure(student), "parameters": params, "history": state["history"],
-        "wall_time_s": state["elapsed"] + time.perf_counter() - start_time, "provenance": provenance(dev),
+        "wall_time_s": state["elapsed"] + time.perf_counter() - start_time, "provenance": made_by,
     }
     if path is not None:
         write_record(path, record)

@@ -22,14 +22,26 @@ TRAIN_SIZES = {"mnli": 392_702, "qqp": 363_846, "qnli": 104_743, "sst2": 67_349,
 ASSUMED_EXAMPLES_PER_SECOND = 150.0  # BERT-base, length 128, fp16, a T4-class GPU: an assumption, not a measurement
 
 
+def _cost_kind(record: dict) -> str:
+    """Which work a record's time belongs to: a fine-tuning record is a full run (`finetune`), an IMP or
+    standard-pruning round (`imp`: a mask or a starting point without a ticket's origin), or a run under a ticket
+    (`tickets`); other records by their kind (an IMP record's own time is its pruning, added to `imp`)."""
+    if record["kind"] != "finetune":
+        return record["kind"]
+    if (record.get("masks") or {}).get("origin"):
+        return "tickets"
+    return "imp" if record.get("masks") or record.get("start") else "finetune"
+
+
 def measured_minutes(results_dir: str | Path) -> dict[str, float]:
-    """Wall-clock minutes recorded under `results_dir`, per record kind (finetune, sharpness, ...)."""
+    """Wall-clock minutes recorded under `results_dir`, per kind of work (see `_cost_kind`): each record counted once."""
     out: dict[str, float] = {}
     if not Path(results_dir).is_dir():
         return out
     for record in iter_records(results_dir):
         if "wall_time_s" in record and "kind" in record:
-            out[record["kind"]] = out.get(record["kind"], 0.0) + record["wall_time_s"] / 60
+            kind = _cost_kind(record)
+            out[kind] = out.get(kind, 0.0) + record["wall_time_s"] / 60
     return out
 
 

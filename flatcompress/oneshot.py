@@ -64,7 +64,7 @@ def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_O
                      "predicted_classes": predicted_classes(predictions[task["main_split"]], config["task"]),
                      "predictions": prediction_blocks(data, predictions)})
     model.load_state_dict(original)
-    record = {"kind": "oneshot", "key": key, "settings": settings, "config": config,
+    record = {"kind": "oneshot", "key": key, "settings": settings, "config": config, "task": task,
               "finetune_record": run_reference(result.path, results_dir), "unpruned_score": result.record["score"],
               "rows": rows, "wall_time_s": time.perf_counter() - start,
               "provenance": provenance(next(model.parameters()).device)}

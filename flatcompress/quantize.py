@@ -202,33 +202,56 @@ def serialized_bytes(model: torch.nn.Module) -> int:
     return buffer.tell()
 
 
+# The model classes a quantized file may name; loading builds one of these from the stored config, nothing else.
+_ARCHITECTURES = ("BertForSequenceClassification", "BertForQuestionAnswering", "RobertaForSequenceClassification",
+                  "RobertaForQuestionAnswering")
+
+
 def save_quantized(model: torch.nn.Module, path: str | Path) -> None:
     """Write a model that `quantize` returned (any back-end) to one file; `load_quantized` reads it back.
 
-    Torch back-ends store the model class, its config and the quantized state dict (loading quantizes a
-    freshly built model of that class and loads the int8 tensors into it); ONNX Runtime stores the ONNX file.
+    The file holds only tensors and plain values, so it loads with `torch.load(weights_only=True)`: the
+    architecture's name (one of `_ARCHITECTURES`), its config as a dict, and the int8 state dict (torch's
+    quantized tensors and torchao's tensor subclasses, which safetensors cannot represent: their scales and
+    zero points live inside them), or for ONNX Runtime the ONNX file's bytes.
     """
     settings = getattr(model, "quantization", None)
     if settings is None:
         raise ValueError("save_quantized takes a model that flatcompress.quantize.quantize returned")
-    payload: dict[str, Any] = {"format": _FORMAT, **settings, "config": model.config}
+    config = getattr(model, "config", None)
+    payload: dict[str, Any] = {"format": _FORMAT, **settings, "config": config.to_dict() if config is not None else None}
     if isinstance(model, OnnxRuntimeModel):
-        payload |= {"onnx": model.onnx_bytes, "input_names": model.input_names}
+        payload |= {"onnx": model.onnx_bytes, "input_names": list(model.input_names)}
     else:
-        payload |= {"class": type(model), "state_dict": model.state_dict()}
+        if type(model).__name__ not in _ARCHITECTURES:
+            raise ValueError(f"cannot save a quantized {type(model).__name__}; architectures: {', '.join(_ARCHITECTURES)}")
+        payload |= {"architecture": type(model).__name__, "state_dict": model.state_dict()}
     with _quiet():
         torch.save(payload, str(path))
 
 
 def load_quantized(path: str | Path) -> torch.nn.Module:
-    """The model `save_quantized` wrote to `path`, on the CPU in eval mode (a pickle: load files you trust)."""
-    with _quiet():
-        payload = torch.load(str(path), map_location="cpu", weights_only=False)
+    """The model `save_quantized` wrote to `path`, on the CPU in eval mode.
+
+    Nothing in the file is unpickled beyond tensors and plain containers (`weights_only=True`): a file that holds
+    other objects (code to run, a pickled class) is refused with a `ValueError` before anything is built.
+    """
+    import transformers
+
+    try:
+        with _quiet():
+            payload = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError (or RuntimeError) for anything but tensors and containers
+        raise ValueError(f"{path} is not a flatcompress quantized model: it holds objects other than tensors and "
+                         f"plain values, which are never unpickled ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(f"{path} is not a flatcompress quantized model (written by save_quantized)")
+    config = transformers.AutoConfig.for_model(**payload["config"]) if payload.get("config") else None
     if payload["backend"] == "onnxruntime":
-        return OnnxRuntimeModel(payload["onnx"], payload["input_names"], payload["config"], payload["embeddings"])
-    skeleton = quantize(payload["class"](payload["config"]), payload["backend"], payload["embeddings"])
+        return OnnxRuntimeModel(payload["onnx"], payload["input_names"], config, payload["embeddings"])
+    if payload.get("architecture") not in _ARCHITECTURES:
+        raise ValueError(f"{path} names architecture {payload.get('architecture')!r}; valid: {', '.join(_ARCHITECTURES)}")
+    skeleton = quantize(getattr(transformers, payload["architecture"])(config), payload["backend"], payload["embeddings"])
     with _quiet():
         skeleton.load_state_dict(payload["state_dict"], assign=True)
     return skeleton.eval()

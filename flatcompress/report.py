@@ -1,7 +1,9 @@
 """Paper-vs-ours tables for the chapters: our records, summarized per (task, optimizer), next to the paper's cells.
 
-Nothing here computes a result: it reshapes records and `flatcompress.paper` data for display, and
-`glue` hands numbers to the book's prose (MyST-NB), so the text cannot disagree with the records.
+Nothing here decides a result: it reshapes records and `flatcompress.paper` data for display, with the 95%
+intervals of `flatcompress.stats`, and `glue` hands numbers to the book's prose (MyST-NB), so the text cannot
+disagree with the records. `model_row` turns a fine-tuning record into a table row that carries the model's
+evaluation, so every table can show its interval and mark the models the health gate leaves out.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import pandas as pd
 
 from flatcompress.paper import paper_value
 
-__all__ = ["OPTIMIZER_ROW", "summarize", "paper_vs_ours", "side_by_side", "paper_mean", "mean_std", "glue"]
+__all__ = ["OPTIMIZER_ROW", "model_row", "summarize", "interval_cell", "estimates_table", "paper_vs_ours", "side_by_side", "paper_mean",
+           "paper_value_text", "mean_std", "glue"]
 
 # Our optimizer names -> the paper's row labels.
 OPTIMIZER_ROW = {"adamw": "Adam", "sam": "SAM"}
@@ -28,6 +31,18 @@ def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+def model_row(record: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A table row of one fine-tuning record: task, optimizer, seed, score × 100, the model's evaluation (for
+    intervals) and whether it trained (`flatcompress.stats.health`), plus `extra` columns."""
+    from flatcompress.stats import ModelEval, health
+
+    config = record["config"]
+    model = ModelEval.from_record(record)
+    h = health(model)
+    return {"task": config["task"], "optimizer": config["optimizer"], "seed": config["seed"],
+            "score": 100 * record["score"], "model": model, "trained": h.trained, "gate": h.reason, **extra}
+
+
 def _cell(mean: float | None, std: float | None, digits: int) -> str:
     if mean is None or math.isnan(mean):
         return "–"
@@ -35,21 +50,57 @@ def _cell(mean: float | None, std: float | None, digits: int) -> str:
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if has_std else "")
 
 
-def summarize(rows: Iterable[dict[str, Any]], value: str) -> pd.DataFrame:
-    """Rows with `task`, `optimizer`, `seed` and `value` -> one row per (task, optimizer): mean, std, n."""
+def interval_cell(mean: float, low: float | None, high: float | None, digits: int = 1) -> str:
+    """`61.0 [58.1, 63.9]`, or the mean alone without an interval."""
+    if mean is None or math.isnan(mean):
+        return "–"
+    if low is None or high is None or math.isnan(low) or high - low <= 1e-12:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def summarize(rows: Iterable[dict[str, Any]], value: str, keys: Sequence[str] = ("task", "optimizer")) -> pd.DataFrame:
+    """Rows with `keys`, `seed` and `value` -> one row per group: mean over seeds, its 95% interval, n seeds, and
+    how many seeds did not train (`gated`).
+
+    Rows that carry a `model` (`model_row`) get the paired bootstrap interval over seeds and dev examples
+    (`flatcompress.stats.compare`); rows of plain numbers get the corrected seed bootstrap, none for one seed.
+    """
+    from flatcompress.stats import compare, compare_scalars
+
     frame = pd.DataFrame(list(rows))
     out = []
-    for (task, optimizer), group in frame.groupby(["task", "optimizer"], sort=False):
+    for group_keys, group in frame.groupby(list(keys), sort=False):
+        group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
+        if "model" in group and value == "score":
+            estimate = compare([(1.0, [[(1.0, m)] for m in group.model])])
+        else:
+            estimate = compare_scalars([(1.0, group[value].tolist())], scale=1.0)
+        scale = 100.0 if "model" in group and value == "score" else 1.0
         mean, std = mean_std(group[value].tolist())
-        out.append({"task": task, "optimizer": optimizer, "mean": mean, "std": std, "n": len(group)})
+        out.append({**dict(zip(keys, group_keys)), "mean": mean, "std": std,
+                    "low": scale * estimate.low, "high": scale * estimate.high, "n": len(group),
+                    "gated": int((~group.trained.astype(bool)).sum()) if "trained" in group else 0})
     return pd.DataFrame(out)
+
+
+def estimates_table(cells: dict[str, Any], digits: int = 1, label: str = "cell") -> pd.DataFrame:
+    """A verdict's per-cell estimates (`Verdict.cells`: label -> `stats.Estimate`) as a table: estimate, 95%
+    interval, seeds."""
+    if not cells:
+        return pd.DataFrame({label: ["none: no healthy pair of models to compare"]})
+    return pd.DataFrame([{label: name, "estimate": f"{e.scale * e.value:+.{digits}f}",
+                          "95% interval": "–" if e.high - e.low <= 1e-12 else
+                          f"[{e.scale * e.low:+.{digits}f}, {e.scale * e.high:+.{digits}f}]", "seeds": e.seeds}
+                         for name, e in cells.items()])
 
 
 def paper_vs_ours(summary: pd.DataFrame, table: str, row_prefix: tuple[str, ...] = (), digits: int = 1,
                   paper_task: dict[str, str] | None = None, paper_digits: int = 1) -> pd.DataFrame:
     """`summarize` output next to the paper's cells of `table`, row `(*row_prefix, Adam|SAM)`.
 
-    Ours are shown with `digits` decimals, the paper's with `paper_digits` (as printed: 1 in Tables 1-7).
+    Ours are the mean over seeds with its 95% interval, the paper's mean ± std over its 3 seeds, with `digits` and
+    `paper_digits` decimals (as printed: 1 in Tables 1-7).
     Tasks the paper does not report (Rotten Tomatoes) show "–" in the paper column.
     """
     lines = []
@@ -62,7 +113,8 @@ def paper_vs_ours(summary: pd.DataFrame, table: str, row_prefix: tuple[str, ...]
             cell = None
         lines.append({"task": item.task, "optimizer": OPTIMIZER_ROW.get(item.optimizer, item.optimizer),
                       "paper (BERT-base)": _cell(*(cell or (None, None)), paper_digits),
-                      "ours": _cell(item.mean, item.std, digits), "seeds": item.n})
+                      "ours": interval_cell(item.mean, getattr(item, "low", None), getattr(item, "high", None), digits),
+                      "seeds": item.n, "did not train": getattr(item, "gated", 0)})
     return pd.DataFrame(lines)
 
 
@@ -76,6 +128,10 @@ def side_by_side(table: pd.DataFrame, keys: Sequence[str] = ("task",)) -> pd.Dat
     wide = wide[columns]
     wide.columns = [f"{what}, {opt}" for what, opt in columns]
     wide["seeds"] = table.groupby(keys, sort=False).seeds.min()
+    if "did not train" in table and table["did not train"].sum():
+        wide["did not train (Adam / SAM)"] = table.pivot_table(index=keys, columns="optimizer", values="did not train",
+                                                              aggfunc="sum", sort=False).apply(
+            lambda r: f"{int(r.get('Adam', 0))} / {int(r.get('SAM', 0))}", axis=1)
     return wide
 
 
@@ -86,6 +142,15 @@ def paper_mean(table: str, row: tuple[str, ...], task: str) -> float:
     except KeyError:
         return math.nan
     return cell[0] if cell else math.nan
+
+
+def paper_value_text(table: str, row: tuple[str, ...], task: str, digits: int = 2) -> str:
+    """The paper's cell as printed, `mean ± std` (or the mean alone), "–" where the paper has none."""
+    try:
+        cell = paper_value(table, row, task)
+    except KeyError:
+        return "–"
+    return _cell(*(cell or (None, None)), digits)
 
 
 def glue(name: str, value: Any) -> None:

@@ -34,7 +34,7 @@ from flatcompress.config import FinetuneConfig
 from flatcompress.data import TaskData, encode, load_run_data, pad_collate
 from flatcompress.data.fingerprint import data_fingerprint, examples_fingerprint
 from flatcompress.device import autocast, pick_device
-from flatcompress.errors import MissingRecordError, NonFiniteLossError
+from flatcompress.errors import DataSourceError, MissingRecordError, NonFiniteLossError
 from flatcompress.masks import Masks, apply_masks, mask_gradients, masks_fingerprint, masks_sparsity
 from flatcompress.metrics import METRICS
 from flatcompress.models import load_model, load_tokenizer
@@ -197,17 +197,28 @@ def run_data(config: FinetuneConfig) -> tuple[TaskData, Any, dict[str, Any]]:
     return data, tokenizer, data_fingerprint(data, tokenizer)
 
 
-def find_run(results_dir: str | Path, config: FinetuneConfig, digest: str, masks: Masks | None = None,
-             start_from: StartingPoint | None = None) -> tuple[str, Path, Path | None]:
+def find_run(results_dir: str | Path, config: FinetuneConfig, digest: str | None, masks: Masks | None = None,
+             start_from: StartingPoint | None = None) -> tuple[str | None, Path | None, Path | None]:
     """The run's key and record path, and the path of its existing record if there is one: keyed by its data's
-    fingerprint, or (a record written before fingerprints existed) by its config alone."""
+    fingerprint, or (a record written before fingerprints existed) by its config alone.
+
+    `digest=None` (the data cannot be read here) finds a record whose key its config, masks and start explain with
+    the data fingerprint it recorded: a read-only lookup that cannot check the data (key and path are then None).
+    """
     stem = f"{config.model}-{config.optimizer}-seed{config.seed}"
+    legacy = record_path(results_dir, "finetune", config.task, stem,
+                         config_key(run_fields(config, None, masks, start_from)))
+    if digest is None:
+        for candidate in sorted(legacy.parent.glob(f"{stem}-*.json")):
+            record = read_record(candidate)
+            recorded = ((record.get("data") or {}).get("fingerprint") or {}).get("digest")
+            if recorded and config_key(run_fields(config, recorded, masks, start_from)) == record.get("key"):
+                return None, None, candidate
+        return None, None, legacy if legacy.exists() else None
     key = config_key(run_fields(config, digest, masks, start_from))
     path = record_path(results_dir, "finetune", config.task, stem, key)
     if path.exists():
         return key, path, path
-    legacy = record_path(results_dir, "finetune", config.task, stem,
-                         config_key(run_fields(config, None, masks, start_from)))
     return key, path, legacy if legacy.exists() else None
 
 
@@ -225,7 +236,16 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
     `masks_origin` (e.g. `{"kind": "imp", "task": "rte", "optimizer": "sam", "sparsity": 0.6}`) is kept in the
     record to say where the masks came from; it does not enter the cache key (the masks' fingerprint does).
     """
-    data, tokenizer, fingerprint = run_data(config)
+    try:
+        data, tokenizer, fingerprint = run_data(config)
+    except DataSourceError:
+        if compute or results_dir is None:
+            raise
+        _, _, found = find_run(results_dir, config, None, masks, start_from)  # reading a record needs no data
+        if found is None:
+            raise MissingRecordError(f"no result record of this {config.task} run under {results_dir} (its data "
+                                     f"could not be read here either, so it cannot be computed)") from None
+        return FinetuneResult(read_record(found), found, cached=True)
     key = config_key(run_fields(config, fingerprint["digest"], masks, start_from))
     path, existing = None, None
     if results_dir is not None:
@@ -242,6 +262,7 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
     start_time = time.perf_counter()
     task = get_task(config.task)
     dev = pick_device(device)
+    made_by = provenance(dev)  # the code that runs is the code at the start (the tree may change while it runs)
     train_features = encode(data.train, tokenizer, config.max_length)
     eval_features = {s: encode(v, tokenizer, config.max_length) for s, v in data.eval.items()}
 
@@ -331,7 +352,7 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
         "steps": total_steps,
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "wall_time_s": state["elapsed"] + time.perf_counter() - start_time,
-        "provenance": provenance(dev),
+        "provenance": made_by,
     }
     if existing is not None:
         if record["score"] != existing["score"]:

@@ -66,6 +66,33 @@ def test_save_and_load_round_trip_with_identical_outputs(tiny, tmp_path, backend
     assert loaded.quantization == {"backend": backend, "embeddings": embeddings}
 
 
+class _RunsCode:
+    """A pickle that would run code when loaded: it writes a file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_a_crafted_pickle_is_refused_without_running_its_code(tmp_path):
+    marker = tmp_path / "code-ran"
+    torch.save({"format": "flatcompress-quantized-1", "backend": "torch-ao", "payload": _RunsCode(marker)},
+               tmp_path / "evil.fcq")
+    with pytest.raises(ValueError, match="never unpickled"):
+        load_quantized(tmp_path / "evil.fcq")
+    assert not marker.exists()
+
+
+def test_a_saved_quantized_model_holds_only_tensors_and_plain_values(tiny, tmp_path):
+    save_quantized(quantize(tiny[0], "torch-ao", True, tiny[1]), tmp_path / "model.fcq")
+    payload = torch.load(tmp_path / "model.fcq", weights_only=True)  # raises on anything else
+    assert payload["architecture"] == type(tiny[0]).__name__ and isinstance(payload["config"], dict)
+
+
 def test_a_file_that_is_not_a_quantized_model_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a flatcompress quantized model"):

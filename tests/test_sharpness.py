@@ -101,7 +101,7 @@ def test_sharpness_record_for_a_finetuned_run(smoke_config, tmp_path, monkeypatc
 
     run = finetune(smoke_config(), results_dir=tmp_path, progress=False, save_checkpoint=True)
     record = measure_sharpness(run, results_dir=tmp_path, dim=8, n_examples=16, maxiter=2, hessian_iters=3)
-    assert record["finetune_record"] == str(run.path) and set(record["sharpness"]) == {"0.005", "0.001", "0.0005"}
+    assert tmp_path / record["finetune_record"] == run.path and set(record["sharpness"]) == {"0.005", "0.001", "0.0005"}
     assert record["sharpness"]["0.005"] >= record["sharpness"]["0.0005"] >= 0 and record["n_examples"] == 16
     monkeypatch.setattr("flatcompress.sharpness_records.sharpness_table", None)  # a second call must not measure
     cached = finetune(smoke_config(), results_dir=tmp_path, progress=False)
