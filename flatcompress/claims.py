@@ -32,7 +32,7 @@ from flatcompress.report import OPTIMIZER_ROW, paper_mean
 from flatcompress.stats import Estimate, ModelEval
 
 __all__ = ["Claim", "CLAIMS", "Verdict", "VERDICTS", "scorecard", "finetune_records", "imp_chains", "masked_runs",
-           "gate", "difference", "ticket_source_health", "flatness_verdict", "sharpness_magnitude", "pruning_verdict", "pruned_beats_full_verdict", "average_curve_verdict",
+           "difference", "ticket_source_health", "flatness_verdict", "sharpness_magnitude", "pruning_verdict", "pruned_beats_full_verdict", "average_curve_verdict",
            "mask_verdict", "transfer_verdict", "l1_verdict", "cofi_verdict", "quantization_verdict",
            "ptq_vs_qat_verdict", "one_shot_verdict", "oneshot_models", "quantization_models", "quantization_health", "cofi_student", "sam_cost_verdict", "oneshot_band", "Chain"]
 
@@ -90,15 +90,6 @@ def finetune_records(results_dir: Path) -> dict[str, dict[str, Any]]:
     return {r["key"]: r for r in _records(Path(results_dir), "finetune") if "key" in r}
 
 
-def gate(models: Iterable[ModelEval]) -> tuple[list[ModelEval], list[str]]:
-    """The models that trained, and the names (with reasons) of those that did not (`stats.health`)."""
-    healthy, gated = [], []
-    for m in models:
-        h = stats.health(m)
-        (healthy.append(m) if h.trained else gated.append(f"{m.name}: {h.reason}"))
-    return healthy, gated
-
-
 @dataclass
 class Chain:
     """One IMP (or standard-pruning) run: its config and, per sparsity, the round's fine-tuning record."""
@@ -108,7 +99,7 @@ class Chain:
     seed: int
     rounds: dict[float, dict[str, Any]]
 
-    def model(self, sparsity: float, metric: str | None = None) -> ModelEval:
+    def model(self, sparsity: float) -> ModelEval:
         record = self.rounds[sparsity]
         return ModelEval.from_record(record, f"{self.task} {OPTIMIZER_ROW.get(self.optimizer, self.optimizer)} "
                                              f"seed {self.seed} at {sparsity:.0%}")
@@ -161,6 +152,14 @@ def _verdict(estimate: Estimate | None, paper_sign: int, what: str, tasks: Seque
     ours = f"{what}: {estimate.text(digits, unit)}, {estimate.seeds} seed(s)" + (f"; {detail}" if detail else "")
     return Verdict(status, ours, estimate=estimate, tasks=tuple(tasks), gated=tuple(gated), reason=reason,
                    cells=dict(cells or {}))
+
+
+def _joint(estimates: Iterable[Estimate], paper_sign: int = 1) -> str:
+    """The status of a claim about several quantities at once: reproduced when every one is, contradicted when any
+    one is, otherwise inconclusive."""
+    decisions = [stats.decide(e, paper_sign)[0] for e in estimates]
+    return ("reproduced" if all(d == "reproduced" for d in decisions) else
+            "contradicted" if "contradicted" in decisions else INCONCLUSIVE)
 
 
 def _units(models: Iterable[ModelEval]) -> list[list[tuple[float, ModelEval]]]:
@@ -223,8 +222,7 @@ def flatness_verdict(results_dir: Path, epsilon: str = "0.005", dim: int | None 
               + (f"; per task {_cells_text(cells, digits=2)}" if cells else "")
               + (f"; φ = 0 left out ({', '.join(zero)})" if zero else ""))
     what = f"log(φ_SAM / φ_Adam) at ε = {float(epsilon):g}, mean over {len(tasks)} task(s)"
-    estimate = _pool({t: _as_log(e) for t, e in cells.items()})
-    return _verdict(estimate, -1, what, tasks, gated, detail, digits=2, unit="", cells=cells)
+    return _verdict(_pool(cells), -1, what, tasks, gated, detail, digits=2, unit="", cells=cells)
 
 
 PAPER_TABLE3_TASKS = ("mnli", "qqp", "stsb", "qnli", "mrpc", "rte", "sst2", "cola")
@@ -249,10 +247,6 @@ def sharpness_magnitude(results_dir: Path, epsilon: str = "0.005", dim: int | No
                    "state the choices that set the scale")
 
 
-def _as_log(e: Estimate) -> Estimate:
-    return Estimate(e.value, e.draws, e.seeds, e.method, scale=1.0)
-
-
 # --- claims 2, 4, 5, 6: IMP and standard pruning -------------------------------------------------------------------
 
 def _by_task(chains: list[Chain]) -> dict[tuple[str, str], list[Chain]]:
@@ -273,11 +267,11 @@ def pruning_verdict(results_dir: Path, rewind: bool = True) -> Verdict | None:
     pooled over tasks; the paper's per-task differences are shown. None without records there."""
     from flatcompress.paper import REFERENCE_SPARSITY
 
-    chains, gated = _healthy_chains(imp_chains(results_dir, rewind))
+    every = imp_chains(results_dir, rewind)
+    chains, gated = _healthy_chains(every)
     groups, row = _by_task(chains), "IMP" if rewind else "Std"
     cells, paper = {}, {}
-    tasks_with_reference = sorted({c.task for c in imp_chains(results_dir, rewind)
-                                   if REFERENCE_SPARSITY.get(c.task) in c.rounds})
+    tasks_with_reference = sorted({c.task for c in every if REFERENCE_SPARSITY.get(c.task) in c.rounds})
     if not tasks_with_reference:
         return None
     for task in tasks_with_reference:
@@ -304,9 +298,7 @@ def pruned_beats_full_verdict(results_dir: Path) -> Verdict | None:
         return _verdict(None, 1, "RTE SAM ticket at 60% − full models", ["rte"], gated)
     vs_sam = stats.compare([(1.0, [[(1.0, c.model(0.6)), (-1.0, c.model(0.0))] for c in sam])])
     vs_adam = difference([c.model(0.6) for c in sam], adam)
-    decisions = [stats.decide(e, 1)[0] for e in (vs_sam, vs_adam)]
-    status = ("reproduced" if all(d == "reproduced" for d in decisions) else
-              "contradicted" if "contradicted" in decisions else INCONCLUSIVE)
+    status = _joint((vs_sam, vs_adam))
     weaker = min((vs_sam, vs_adam), key=lambda e: e.low)
     return Verdict(status, f"RTE SAM ticket at 60% − full SAM: {vs_sam.text()}; − full Adam: {vs_adam.text()} "
                            f"({weaker.seeds} seed(s) at least)", estimate=weaker, tasks=("rte",), gated=tuple(gated),
@@ -317,11 +309,12 @@ def pruned_beats_full_verdict(results_dir: Path) -> Verdict | None:
 def average_curve_verdict(results_dir: Path) -> Verdict | None:
     """Claim 5 (Fig. 1): at every sparsity, the mean over tasks of SAM − Adam is positive. Reproduced when every
     sparsity's interval is above 0, contradicted when any is below."""
-    chains, gated = _healthy_chains(imp_chains(results_dir, True))
+    every = imp_chains(results_dir, True)
+    if not every:
+        return None
+    chains, gated = _healthy_chains(every)
     groups = _by_task(chains)
     tasks = sorted({t for t, o in groups if o == "adamw"} & {t for t, o in groups if o == "sam"})
-    if not imp_chains(results_dir, True):
-        return None
     if not tasks:
         return _verdict(None, 1, "mean SAM − Adam over tasks", [], gated)
     common = sorted(set.intersection(*(set(c.rounds) for t in tasks for o in ("adamw", "sam") for c in groups[(t, o)])))
@@ -329,9 +322,7 @@ def average_curve_verdict(results_dir: Path) -> Verdict | None:
     for s in common:
         estimates = [_sam_minus_adam_at(groups, t, s) for t in tasks]
         per_sparsity[s] = stats.pool([e for e in estimates if e is not None])
-    decisions = {s: stats.decide(e, 1)[0] for s, e in per_sparsity.items()}
-    status = ("reproduced" if all(d == "reproduced" for d in decisions.values()) else
-              "contradicted" if "contradicted" in decisions.values() else INCONCLUSIVE)
+    status = _joint(per_sparsity.values())
     worst = min(per_sparsity.values(), key=lambda e: e.low)
     detail = "; ".join(f"{s:.0%} {e.text()}" for s, e in per_sparsity.items())
     return Verdict(status, f"mean SAM − Adam over {len(tasks)} task(s) per sparsity: {detail}; "
@@ -386,9 +377,7 @@ def mask_verdict(results_dir: Path) -> Verdict | None:
     structure = {f"{t}@{s:.0%}": difference(v["adamw"], v["random"]) for (t, s), v in full.items()}
     optimizer = {f"{t}@{s:.0%}": difference(v["sam"], v["adamw"]) for (t, s), v in full.items()}
     a, b = _pool(structure), _pool(optimizer)
-    decisions = [stats.decide(a, 1)[0], stats.decide(b, 1)[0]]
-    status = ("reproduced" if decisions == ["reproduced"] * 2 else
-              "contradicted" if "contradicted" in decisions else INCONCLUSIVE)
+    status = _joint((a, b))
     weaker = min((a, b), key=lambda e: e.low)
     return Verdict(status, f"under Adam fine-tuning, Adam mask − random mask: {a.text()}; SAM mask − Adam mask: "
                            f"{b.text()} ({weaker.seeds} seed(s); cells {', '.join(structure)})", estimate=weaker,
