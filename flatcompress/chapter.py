@@ -171,14 +171,17 @@ class Chapter:
         self.used.append(record["path"])
         return record
 
-    def sharpness(self, task: str, optimizer: str = "adamw", seed: int = 0, full_space: bool = False) -> dict[str, Any]:
+    def sharpness(self, task: str, optimizer: str = "adamw", seed: int = 0, full_space: bool = False,
+                  subspace_seed: int = 0) -> dict[str, Any]:
         """The sharpness record (Table 3) of one fine-tuned run of this tier.
 
-        `full_space=True` searches all parameters (Keskar's A = I) instead of the tier's random subspace.
+        `full_space=True` searches all parameters (Keskar's A = I) instead of the tier's random subspace;
+        `subspace_seed` draws another random subspace (and start of the Hessian's power iteration).
         """
         from flatcompress.sharpness_records import measure_sharpness
 
-        settings = {**self.profile.sharpness, **({"dim": None} if full_space else {})}
+        settings = {**self.profile.sharpness, **({"dim": None} if full_space else {}),
+                    **({"seed": subspace_seed} if subspace_seed else {})}
         return self._measure(measure_sharpness, "the sharpness", task, optimizer, seed, **settings)
 
     def dropout_replay(self, task: str, optimizer: str = "sam", seed: int = 0) -> dict[str, Any]:
