@@ -54,6 +54,8 @@ class Profile:
     tasks: tuple[str, ...] = ()
     epochs_by_task: dict[str, int] = field(default_factory=dict)
     sharpness: dict[str, Any] = field(default_factory=dict)  # measure_sharpness settings at this tier
+    sharpness_tasks: tuple[str, ...] = ()  # the tasks whose models get ε-sharpness (empty: every task)
+    subspace_seeds: tuple[int, ...] = (0,)  # random subspaces per model (ε-sharpness)
     imp_schedule: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(10))  # IMP sparsities (paper: 0-90%)
     oneshot_sparsities: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(13))  # A.3: 0-60% in 5% steps
     cofi: dict[str, Any] = field(default_factory=dict)  # CoFiSettings at this tier (default: the paper's, A.10)

@@ -32,12 +32,13 @@ from typing import Any, Sequence
 
 __all__ = ["Job", "load_plan", "write_plan", "job_states", "run", "work"]
 
-_METHODS = ("finetune", "sharpness", "dropout_replay", "one_shot", "quantization", "cofi", "imp")
+_METHODS = ("finetune", "sharpness", "dropout_replay", "one_shot", "quantization", "cofi", "imp", "reproduce")
 
 
 @dataclass(frozen=True)
 class Job:
-    """One chapter call: `Chapter.open(chapter, profile, compute=True, results_dir=...).<method>(**args)`."""
+    """One chapter call, `Chapter.open(chapter, profile, compute=True, results_dir=...).<method>(**args)`, or with
+    method `reproduce` the chapter's notebook (`flatcompress.reproduce`, args `tasks` and `seeds`)."""
 
     id: str
     chapter: str
@@ -143,6 +144,13 @@ def _claim(job: Job, state: Path) -> bool:
 
 def _execute(job: Job) -> dict[str, Any]:
     from flatcompress.chapter import Chapter
+
+    if job.method == "reproduce":  # the whole chapter notebook (its tasks and seeds narrowed by the job's args)
+        from flatcompress.reproduce import reproduce
+
+        rows = reproduce(job.profile, [job.chapter], job.args.get("tasks"), job.args.get("seeds"),
+                         results_dir=job.results_dir, progress=False)
+        return {"record": f"chapter {job.chapter}", "score": None, "rows": len(rows)}
 
     chapter = Chapter.open(job.chapter, job.profile, compute=True, results_dir=job.results_dir)
     result = getattr(chapter, job.method)(**job.args)

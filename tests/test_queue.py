@@ -55,3 +55,23 @@ def test_a_lock_left_by_a_dead_worker_is_broken(tmp_path):
     assert job_states(load_plan(plan), state) == {"rt-0": "waiting"}
     assert run(plan, workers=1, threads=1, poll=1) == {"rt-0": "done"}
     assert not (state / "rt-0.lock").exists()
+
+
+def test_a_tier_plan_orders_runs_before_what_needs_them():
+    from flatcompress.plan import tier_plan
+    from flatcompress.reproduce import CHAPTERS
+
+    jobs = tier_plan("smoke", seeds=[0, 1])
+    position = {j.id: i for i, j in enumerate(jobs)}
+    assert all(position[a] < position[j.id] for j in jobs for a in j.after)  # a job comes after what it waits for
+    for j in jobs:
+        if j.method in ("sharpness", "one_shot", "cofi", "imp"):
+            assert f"ft-{j.args['task']}-{j.args['optimizer']}-{j.args['seed']}" in j.after
+    assert {j.chapter for j in jobs if j.method == "reproduce" and "seeds" in j.args} == set(CHAPTERS)
+    assert jobs[-1].method == "reproduce" and jobs[-1].args["seeds"] == [0, 1]
+    l1 = [j for j in jobs if "-l1-" in j.id]
+    assert l1 and all(j.args["l1"] == 1e-5 and j.args["optimizer"] == "adamw" for j in l1)  # the chapter's default
+    firsts = [j.id for j in jobs if j.method == "finetune"][:2]
+    assert firsts == ["ft-rotten_tomatoes-adamw-0", "ft-rotten_tomatoes-sam-0"]  # seed 0 first: a pilot for free
+    with pytest.raises(ValueError, match="unknown chapter"):
+        tier_plan("smoke", chapters=["nope"])

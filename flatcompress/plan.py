@@ -1,0 +1,125 @@
+"""The runs a tier's book needs, as a plan for `flatcompress.queue`: fine-grained jobs where a run is one call, and
+one `reproduce` job per chapter and seed where the chapter composes its runs (tickets, masks), so a plan and the
+chapters cannot disagree about what a run is.
+
+Order matters on a machine whose weights do not outlive the session: each model's measurements follow its
+fine-tuning run in the plan, so the queue (which takes the first job whose prerequisites are done) measures a
+model while its checkpoint is on disk.
+
+    python -m flatcompress.plan cpu-next --out runs/cpu-next/plan.json
+    python -m flatcompress.queue run runs/cpu-next/plan.json --workers 2 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from flatcompress.profiles import Profile, get_profile
+from flatcompress.queue import Job, write_plan
+
+__all__ = ["tier_plan"]
+
+_OPTIMIZERS = ("adamw", "sam")
+
+
+def _tasks(profile: Profile, chapter: str) -> tuple[str, ...]:
+    return profile.chapter_tasks.get(chapter, profile.tasks)
+
+
+def _parameter(chapter: str, name: str):
+    """A chapter's default for one of its parameters, read from its notebook (the plan runs what the chapter runs)."""
+    import ast
+
+    import papermill
+
+    from flatcompress.reproduce import CHAPTERS, book_dir
+
+    return ast.literal_eval(papermill.inspect_notebook(str(book_dir() / CHAPTERS[chapter].notebook))[name]["default"])
+
+
+def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequence[str] | None = None,
+              results_dir: str | None = None) -> list[Job]:
+    """Every run of `chapters` (default: all) at tier `profile`, over `seeds` (default: the tier's)."""
+    from flatcompress.reproduce import CHAPTERS
+
+    tier = get_profile(profile)
+    seeds = tuple(seeds if seeds is not None else tier.seeds)
+    chapters = list(chapters or CHAPTERS)
+    unknown = [c for c in chapters if c not in CHAPTERS]
+    if unknown:
+        raise ValueError(f"unknown chapter(s) {unknown}; chapters: {', '.join(CHAPTERS)}")
+    jobs: list[Job] = []
+
+    def add(job_id: str, chapter: str, method: str, after: Sequence[str] = (), **args) -> str:
+        if all(j.id != job_id for j in jobs):
+            jobs.append(Job(job_id, chapter, tier.name, method, args, tuple(after), results_dir))
+        return job_id
+
+    models = {t for c in chapters if c != "structured-pruning" for t in _tasks(tier, c)} | \
+             ({*_tasks(tier, "structured-pruning")} if "structured-pruning" in chapters else set())
+    sharpness_tasks = [t for t in tier.tasks if t in (tier.sharpness_tasks or tier.tasks)]
+    oneshot_tasks = _tasks(tier, "pruning-without-retraining") if "pruning-without-retraining" in chapters else ()
+    cofi_tasks = _tasks(tier, "structured-pruning") if "structured-pruning" in chapters else ()
+    for seed in seeds:  # seed by seed: the first seeds of every task finish first (a pilot comes for free)
+        for task in [t for t in tier.tasks if t in models] + sorted(models - set(tier.tasks)):
+            for optimizer in _OPTIMIZERS:
+                run = add(f"ft-{task}-{optimizer}-{seed}", "train-flat", "finetune", task=task, optimizer=optimizer,
+                          seed=seed)
+                if "train-flat" in chapters and task in sharpness_tasks:
+                    for subspace in tier.subspace_seeds:
+                        add(f"sharp-{task}-{optimizer}-{seed}-{subspace}", "train-flat", "sharpness", [run], task=task,
+                            optimizer=optimizer, seed=seed, subspace_seed=subspace)
+                    if task == sharpness_tasks[0] and seed == seeds[0]:
+                        add(f"sharpfull-{task}-{optimizer}-{seed}", "train-flat", "sharpness", [run], task=task,
+                            optimizer=optimizer, seed=seed, full_space=True)
+                if task in oneshot_tasks:
+                    add(f"oneshot-{task}-{optimizer}-{seed}", "pruning-without-retraining", "one_shot", [run],
+                        task=task, optimizer=optimizer, seed=seed)
+                if task in cofi_tasks:
+                    add(f"cofi-{task}-{optimizer}-{seed}", "structured-pruning", "cofi", [run], task=task,
+                        optimizer=optimizer, seed=seed)
+        imp_jobs = []
+        if {"lottery-tickets", "mask-or-optimizer", "tickets-travel"} & set(chapters):
+            imp_tasks = {t for c in ("lottery-tickets", "mask-or-optimizer", "tickets-travel") if c in chapters
+                         for t in _tasks(tier, c)}
+            for task in [t for t in tier.tasks if t in imp_tasks] + sorted(imp_tasks - set(tier.tasks)):
+                for optimizer in _OPTIMIZERS:
+                    for rewind in (True, False):
+                        imp_jobs.append(add(f"{'imp' if rewind else 'std'}-{task}-{optimizer}-{seed}", "lottery-tickets",
+                                            "imp", [f"ft-{task}-{optimizer}-{seed}"], task=task, optimizer=optimizer,
+                                            seed=seed, rewind=rewind))
+        if "mask-or-optimizer" in chapters:  # A.7's control: IMP and standard pruning with Adam + l1
+            l1 = _parameter("mask-or-optimizer", "l1")
+            for task in _tasks(tier, "mask-or-optimizer"):
+                for rewind in (True, False):
+                    imp_jobs.append(add(f"{'imp' if rewind else 'std'}-l1-{task}-{seed}", "mask-or-optimizer", "imp",
+                                        [f"ft-{task}-adamw-{seed}"], task=task, optimizer="adamw", seed=seed,
+                                        rewind=rewind, l1=l1))
+        for chapter in ("mask-or-optimizer", "tickets-travel"):
+            if chapter in chapters:
+                add(f"chapter-{chapter}-{seed}", chapter, "reproduce", imp_jobs, seeds=[seed])
+    for chapter in chapters:  # each chapter once more over every seed: it computes whatever is still missing
+        before = [j.id for j in jobs if j.chapter == chapter or (chapter != "train-flat" and j.id.startswith("ft-"))]
+        add(f"chapter-{chapter}", chapter, "reproduce", before, seeds=list(seeds))
+    return jobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flatcompress.plan", description=__doc__.splitlines()[0])
+    parser.add_argument("profile")
+    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--chapters", nargs="+")
+    parser.add_argument("--results-dir")
+    parser.add_argument("--out", required=True, help="where the plan (JSON) goes")
+    args = parser.parse_args(argv)
+    jobs = tier_plan(args.profile, args.seeds, args.chapters, args.results_dir)
+    write_plan(Path(args.out), jobs)
+    print(f"{len(jobs)} jobs -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
