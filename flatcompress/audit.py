@@ -59,7 +59,8 @@ class Audit:
         for tier in tiers:
             mine = [(p, r) for p, r in self.records if p.relative_to(self.root).parts[0] == tier]
             kinds = Counter(r["kind"] for _, r in mine)
-            lines.append(f"{tier}: {len(mine)} records (" + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")")
+            counts = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+            lines.append(f"{tier}: {len(mine)} records ({counts})")
             seeds: dict[tuple[str, str], set] = {}
             for _, r in mine:
                 if r["kind"] == "finetune" and not r.get("masks") and not r.get("start"):

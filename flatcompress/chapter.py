@@ -104,13 +104,18 @@ class Chapter:
         tasks, seeds = _as_list(tasks), _as_list(seeds)  # papermill -p passes "rte mrpc" or "['rte']" as a string
         default = tier.chapter_tasks.get(name, tier.tasks)
         task_names = tuple(get_task(t).name for t in (tasks if tasks is not None else default))
-        seed_list = tuple(int(s) for s in (seeds if seeds is not None else tier.seeds))
+        seed_list = tuple(int(s) for s in (seeds if seeds is not None else tier.chapter_seeds.get(name, tier.seeds)))
         if not task_names or not seed_list:
             raise ValueError("a chapter needs at least one task and one seed")
         if any(s < 0 for s in seed_list):
             raise ValueError(f"seeds must be non-negative integers, got {list(seed_list)}")
         root = Path(results_dir) if results_dir is not None else results_root() / tier.name
         return cls(name, tier, bool(compute) or tier.name == "smoke", root, task_names, seed_list)
+
+    def seeds_for(self, task: str) -> tuple[int, ...]:
+        """The chapter's seeds that the tier runs for `task` (a low-power task may get fewer)."""
+        allowed = self.profile.seeds_by_task.get(task)
+        return tuple(s for s in self.seeds if allowed is None or s in allowed)
 
     def command(self, task: str | None = None, seed: int | None = None) -> str:
         """The shell command that computes this chapter's runs (or one task and seed of them)."""
@@ -125,10 +130,10 @@ class Chapter:
         return MissingRecordError(f"{what} has no result record at the {self.profile.name!r} tier ({exc}). "
                                   f"Produce it with `{self.command(task, seed)}`, or open the chapter with compute=True.")
 
-    def config(self, task: str, optimizer: str = "adamw", seed: int = 0, rho: float = 0.05, **overrides: Any):
-        """The tier's `FinetuneConfig` for one run (SAM's rho recorded explicitly)."""
+    def config(self, task: str, optimizer: str = "adamw", seed: int = 0, rho: float | None = None, **overrides: Any):
+        """The tier's `FinetuneConfig` for one run (SAM's rho, the tier's unless given, recorded explicitly)."""
         if optimizer == "sam":
-            overrides.setdefault("optimizer_kwargs", {"rho": rho})
+            overrides.setdefault("optimizer_kwargs", {"rho": self.profile.rho if rho is None else rho})
         return self.profile.config(task, optimizer=optimizer, seed=seed, **overrides)
 
     def finetune(self, task: str, optimizer: str = "adamw", seed: int = 0, ticket: Ticket | None = None,

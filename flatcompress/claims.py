@@ -31,10 +31,12 @@ from flatcompress.records import iter_records, read_record
 from flatcompress.report import OPTIMIZER_ROW, paper_mean
 from flatcompress.stats import Estimate, ModelEval
 
-__all__ = ["Claim", "CLAIMS", "Verdict", "VERDICTS", "scorecard", "finetune_records", "imp_chains", "masked_runs",
-           "difference", "ticket_source_health", "flatness_verdict", "sharpness_magnitude", "pruning_verdict", "pruned_beats_full_verdict", "average_curve_verdict",
-           "mask_verdict", "transfer_verdict", "l1_verdict", "cofi_verdict", "quantization_verdict",
-           "ptq_vs_qat_verdict", "one_shot_verdict", "oneshot_models", "quantization_models", "quantization_health", "cofi_student", "sam_cost_verdict", "oneshot_band", "Chain"]
+__all__ = ["Claim", "CLAIMS", "Verdict", "VERDICTS", "scorecard", "verdict_of", "finetune_records", "imp_chains",
+           "masked_runs", "Chain", "difference", "ticket_source_health", "flatness_verdict", "sharpness_magnitude",
+           "pruning_verdict", "pruned_beats_full_verdict", "average_curve_verdict", "mask_verdict", "transfer_verdict",
+           "l1_verdict", "cofi_student", "cofi_verdict", "quantization_models", "quantization_health",
+           "quantization_verdict", "ptq_vs_qat_verdict", "oneshot_band", "oneshot_models", "one_shot_verdict",
+           "sam_cost_verdict"]
 
 VERDICTS = ("reproduced", "contradicted", "inconclusive at this scale", "not run yet", "not testable offline")
 TIERS = ("paper", "colab", "cpu")  # the largest tier with records speaks for a claim (smoke models are random)
@@ -139,15 +141,15 @@ def masked_runs(results_dir: Path) -> list[dict[str, Any]]:
     return [r for r in _records(Path(results_dir), "finetune") if (r.get("masks") or {}).get("origin")]
 
 
-# --- text --------------------------------------------------------------------------------------------------------------
+# --- text -------------------------------------------------------------------------------------------------------------
 
 def _verdict(estimate: Estimate | None, paper_sign: int, what: str, tasks: Sequence[str], gated: Sequence[str],
              detail: str = "", digits: int = 1, unit: str = " points",
              cells: dict[str, Estimate] | None = None) -> Verdict:
     """The verdict of one quantity (None: nothing healthy left to compare)."""
     if estimate is None:
-        return Verdict(INCONCLUSIVE, f"{what}: no healthy pair of models to compare" + (f"; {detail}" if detail else ""),
-                       tasks=tuple(tasks), gated=tuple(gated), reason="no healthy pair left")
+        ours = f"{what}: no healthy pair of models to compare" + (f"; {detail}" if detail else "")
+        return Verdict(INCONCLUSIVE, ours, tasks=tuple(tasks), gated=tuple(gated), reason="no healthy pair left")
     status, reason = stats.decide(estimate, paper_sign)
     ours = f"{what}: {estimate.text(digits, unit)}, {estimate.seeds} seed(s)" + (f"; {detail}" if detail else "")
     return Verdict(status, ours, estimate=estimate, tasks=tuple(tasks), gated=tuple(gated), reason=reason,
@@ -331,7 +333,7 @@ def average_curve_verdict(results_dir: Path) -> Verdict | None:
                    cells={f"{s:.0%}": e for s, e in per_sparsity.items()})
 
 
-# --- claims 7, 8: masks and tickets -------------------------------------------------------------------------------------
+# --- claims 7, 8: masks and tickets -----------------------------------------------------------------------------------
 
 def ticket_source_health(results_dir: Path) -> dict[tuple[str, str, str, int], stats.Health]:
     """Health of the full model each ticket was found from: (kind, task, optimizer, seed) -> Health."""
@@ -438,7 +440,8 @@ def l1_verdict(results_dir: Path) -> Verdict | None:
                 edge_cells[label] = stats.compare([(1.0, averaged(sam)), (-1.0, averaged(adam))])
     if not l1_cells:
         return _verdict(None, -1, "Adam+ℓ1 − SAM", [], gated_all) if tried else None
-    decided = {k: v for k, v in l1_cells.items() if k in edge_cells and stats.decide(edge_cells[k], 1)[0] == "reproduced"}
+    decided = {k: v for k, v in l1_cells.items()
+               if k in edge_cells and stats.decide(edge_cells[k], 1)[0] == "reproduced"}
     detail = "Adam+ℓ1 − SAM, mean over pruned sparsities: " + "; ".join(
         f"{k} {v.text()}" + (f" (SAM − Adam {edge_cells[k].text()})" if k in edge_cells else "")
         for k, v in l1_cells.items())
@@ -452,7 +455,7 @@ def l1_verdict(results_dir: Path) -> Verdict | None:
                     sorted({k.split()[0] for k in decided}), gated_all, detail, cells=l1_cells)
 
 
-# --- claim 9: CoFi ------------------------------------------------------------------------------------------------------
+# --- claim 9: CoFi ----------------------------------------------------------------------------------------------------
 
 def cofi_student(record: dict[str, Any], teacher: dict[str, Any] | None, name: str | None = None) -> ModelEval:
     """The pruned student of a CoFi record as a model evaluation (its teacher's record gives the dev-set size)."""
@@ -499,7 +502,7 @@ def cofi_verdict(results_dir: Path) -> Verdict | None:
                     gated, detail, cells=cells)
 
 
-# --- claims 10, 11: quantization ---------------------------------------------------------------------------------------
+# --- claims 10, 11: quantization --------------------------------------------------------------------------------------
 
 def quantization_models(record: dict[str, Any], run: dict[str, Any] | None,
                         setting: str = "torch-ao") -> tuple[ModelEval, ModelEval] | None:
@@ -585,7 +588,7 @@ def ptq_vs_qat_verdict(results_dir: Path) -> Verdict | None:
         else None
 
 
-# --- claim 14: one-shot pruning ----------------------------------------------------------------------------------------
+# --- claim 14: one-shot pruning ---------------------------------------------------------------------------------------
 
 def _task_info(name: str) -> dict[str, str]:
     from flatcompress.tasks import get_task
@@ -644,7 +647,7 @@ def one_shot_verdict(results_dir: Path) -> Verdict | None:
     return _verdict(_pool(cells), 1, what, tasks, gated, _cells_text(cells), cells=cells)
 
 
-# --- claim 17: cost of a SAM step --------------------------------------------------------------------------------------
+# --- claim 17: cost of a SAM step -------------------------------------------------------------------------------------
 
 def sam_cost_verdict(record: dict[str, Any] | None, band: tuple[float, float] = (1.5, 2.1)) -> Verdict:
     """Claim 17 (§3.4.5): a SAM step costs 1.5-2x an Adam step. The ratio of mean step times with a bootstrap
@@ -681,7 +684,7 @@ def _judge_sam_cost(root: Path) -> Verdict:
     return sam_cost_verdict(benchmark_record("sam_vs_adamw"))
 
 
-# --- the scorecard ------------------------------------------------------------------------------------------------------
+# --- the scorecard ----------------------------------------------------------------------------------------------------
 
 def _at_largest_tier(verdict: Callable[[Path], Verdict | None]) -> Callable[[Path], Verdict]:
     """A judge that speaks for the largest tier with records: `verdict(results_dir)`."""

@@ -41,12 +41,18 @@ def _parameter(chapter: str, name: str):
 
 
 def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequence[str] | None = None,
-              results_dir: str | None = None) -> list[Job]:
-    """Every run of `chapters` (default: all) at tier `profile`, over `seeds` (default: the tier's)."""
+              results_dir: str | None = None, tasks: Sequence[str] | None = None) -> list[Job]:
+    """Every run of `chapters` (default: all) at tier `profile`, over `seeds` (default: the tier's) and `tasks`
+    (default: every task the chapters run)."""
     from flatcompress.reproduce import CHAPTERS
 
     tier = get_profile(profile)
     seeds = tuple(seeds if seeds is not None else tier.seeds)
+
+    def runs(chapter: str, task: str, seed: int) -> bool:
+        """Does `chapter` run `seed` of `task` at this tier (its own seeds, and the task's)?"""
+        return (chapter in chapters and seed in tier.chapter_seeds.get(chapter, seeds)
+                and seed in tier.seeds_by_task.get(task, seeds) and (tasks is None or task in tasks))
     chapters = list(chapters or CHAPTERS)
     unknown = [c for c in chapters if c not in CHAPTERS]
     if unknown:
@@ -58,34 +64,33 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
             jobs.append(Job(job_id, chapter, tier.name, method, args, tuple(after), results_dir))
         return job_id
 
-    models = {t for c in chapters if c != "structured-pruning" for t in _tasks(tier, c)} | \
-             ({*_tasks(tier, "structured-pruning")} if "structured-pruning" in chapters else set())
     sharpness_tasks = [t for t in tier.tasks if t in (tier.sharpness_tasks or tier.tasks)]
-    oneshot_tasks = _tasks(tier, "pruning-without-retraining") if "pruning-without-retraining" in chapters else ()
-    cofi_tasks = _tasks(tier, "structured-pruning") if "structured-pruning" in chapters else ()
+    model_tasks = list(dict.fromkeys([*tier.tasks, *(t for c in chapters for t in _tasks(tier, c))]))
     for seed in seeds:  # seed by seed: the first seeds of every task finish first (a pilot comes for free)
-        for task in [t for t in tier.tasks if t in models] + sorted(models - set(tier.tasks)):
+        for task in model_tasks:
+            if not any(runs(c, task, seed) for c in chapters if task in _tasks(tier, c)):
+                continue
             for optimizer in _OPTIMIZERS:
                 run = add(f"ft-{task}-{optimizer}-{seed}", "train-flat", "finetune", task=task, optimizer=optimizer,
                           seed=seed)
-                if "train-flat" in chapters and task in sharpness_tasks:
+                if runs("train-flat", task, seed) and task in sharpness_tasks and seed in (tier.sharpness_seeds or seeds):
                     for subspace in tier.subspace_seeds:
                         add(f"sharp-{task}-{optimizer}-{seed}-{subspace}", "train-flat", "sharpness", [run], task=task,
                             optimizer=optimizer, seed=seed, subspace_seed=subspace)
                     if task == sharpness_tasks[0] and seed == seeds[0]:
                         add(f"sharpfull-{task}-{optimizer}-{seed}", "train-flat", "sharpness", [run], task=task,
                             optimizer=optimizer, seed=seed, full_space=True)
-                if task in oneshot_tasks:
+                if task in _tasks(tier, "pruning-without-retraining") and runs("pruning-without-retraining", task, seed):
                     add(f"oneshot-{task}-{optimizer}-{seed}", "pruning-without-retraining", "one_shot", [run],
                         task=task, optimizer=optimizer, seed=seed)
-                if task in cofi_tasks:
+                if task in _tasks(tier, "structured-pruning") and runs("structured-pruning", task, seed):
                     add(f"cofi-{task}-{optimizer}-{seed}", "structured-pruning", "cofi", [run], task=task,
                         optimizer=optimizer, seed=seed)
         imp_jobs = []
-        if {"lottery-tickets", "mask-or-optimizer", "tickets-travel"} & set(chapters):
-            imp_tasks = {t for c in ("lottery-tickets", "mask-or-optimizer", "tickets-travel") if c in chapters
-                         for t in _tasks(tier, c)}
-            for task in [t for t in tier.tasks if t in imp_tasks] + sorted(imp_tasks - set(tier.tasks)):
+        for chapter in ("lottery-tickets", "mask-or-optimizer", "tickets-travel"):
+            for task in _tasks(tier, chapter):
+                if not runs(chapter, task, seed):
+                    continue
                 for optimizer in _OPTIMIZERS:
                     for rewind in (True, False):
                         imp_jobs.append(add(f"{'imp' if rewind else 'std'}-{task}-{optimizer}-{seed}", "lottery-tickets",
@@ -93,17 +98,23 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                                             seed=seed, rewind=rewind))
         if "mask-or-optimizer" in chapters:  # A.7's control: IMP and standard pruning with Adam + l1
             l1 = _parameter("mask-or-optimizer", "l1")
-            for task in _tasks(tier, "mask-or-optimizer"):
+            for task in [t for t in _tasks(tier, "mask-or-optimizer") if runs("mask-or-optimizer", t, seed)]:
                 for rewind in (True, False):
                     imp_jobs.append(add(f"{'imp' if rewind else 'std'}-l1-{task}-{seed}", "mask-or-optimizer", "imp",
                                         [f"ft-{task}-adamw-{seed}"], task=task, optimizer="adamw", seed=seed,
                                         rewind=rewind, l1=l1))
         for chapter in ("mask-or-optimizer", "tickets-travel"):
-            if chapter in chapters:
-                add(f"chapter-{chapter}-{seed}", chapter, "reproduce", imp_jobs, seeds=[seed])
+            if chapter in chapters and seed in tier.chapter_seeds.get(chapter, seeds):
+                narrowed = {"tasks": [t for t in _tasks(tier, chapter) if t in tasks]} if tasks is not None else {}
+                if narrowed.get("tasks") != []:
+                    add(f"chapter-{chapter}-{seed}", chapter, "reproduce", imp_jobs, seeds=[seed], **narrowed)
     for chapter in chapters:  # each chapter once more over every seed: it computes whatever is still missing
         before = [j.id for j in jobs if j.chapter == chapter or (chapter != "train-flat" and j.id.startswith("ft-"))]
-        add(f"chapter-{chapter}", chapter, "reproduce", before, seeds=list(seeds))
+        narrowed = {"tasks": [t for t in _tasks(tier, chapter) if t in tasks]} if tasks is not None else {}
+        if narrowed.get("tasks") == []:
+            continue
+        add(f"chapter-{chapter}", chapter, "reproduce", before,
+            seeds=[s for s in seeds if s in tier.chapter_seeds.get(chapter, seeds)], **narrowed)
     return jobs
 
 
@@ -112,10 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("profile")
     parser.add_argument("--seeds", nargs="+", type=int)
     parser.add_argument("--chapters", nargs="+")
+    parser.add_argument("--tasks", nargs="+")
     parser.add_argument("--results-dir")
     parser.add_argument("--out", required=True, help="where the plan (JSON) goes")
     args = parser.parse_args(argv)
-    jobs = tier_plan(args.profile, args.seeds, args.chapters, args.results_dir)
+    jobs = tier_plan(args.profile, args.seeds, args.chapters, args.results_dir, args.tasks)
     write_plan(Path(args.out), jobs)
     print(f"{len(jobs)} jobs -> {args.out}")
     return 0

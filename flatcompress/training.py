@@ -45,7 +45,8 @@ from flatcompress.records import config_key, read_record, record_path, write_rec
 from flatcompress.tasks import Task, get_task
 
 __all__ = ["FinetuneResult", "StartingPoint", "finetune", "find_run", "run_data", "run_fields", "record_config",
-           "load_snapshot", "evaluate", "evaluate_predictions", "evaluate_splits", "prediction_blocks", "predict", "seed_everything", "starting_model"]
+           "load_snapshot", "evaluate", "evaluate_predictions", "evaluate_splits", "prediction_blocks", "predict",
+           "seed_everything", "starting_model"]
 
 
 @dataclass(frozen=True)
