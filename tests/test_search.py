@@ -40,3 +40,15 @@ def test_the_search_plan_holds_out_training_data_in_every_run():
     assert all(j.args["holdout"] == search.HOLDOUT and j.profile == "cpu" for j in jobs)
     assert len({j.id for j in jobs}) == len(jobs) == 16 + 4
     assert not [j for j in jobs if j.args["task"] == "rte" and j.args.get("rho") == 0.02]
+
+
+def test_a_tier_can_choose_a_learning_rate_per_optimizer():
+    from flatcompress.chapter import Chapter
+    from flatcompress.profiles import get_profile
+
+    tier = get_profile("cpu-next")
+    assert tier.config("sst2", optimizer="sam").lr == tier.lr_by_optimizer["sam"]
+    assert tier.config("sst2", optimizer="adamw").lr == tier.lr
+    assert tier.config("sst2", optimizer="sam", lr=1e-3).lr == 1e-3  # an explicit setting wins
+    config = Chapter.open("train-flat", "cpu-next").config("mrpc", "sam", 0)
+    assert config.optimizer_kwargs == {"rho": tier.rho} and config.max_train_examples is None
