@@ -228,6 +228,10 @@ def load_pruned(path: str | Path) -> GatedBert:
     path = Path(path)
     meta: dict[str, Any] = json.loads(path.with_suffix(".json").read_text())
     state = load_file(str(path.with_suffix(".safetensors")))
+    from flatcompress.models import ARCHITECTURES
+
+    if meta.get("class") not in ARCHITECTURES:
+        raise ValueError(f"{path} names model class {meta.get('class')!r}; valid: {', '.join(ARCHITECTURES)}")
     config = transformers.AutoConfig.for_model(**meta["config"])
     model = getattr(transformers, meta["class"])(config)
     for i, layer in enumerate(model.bert.encoder.layer):

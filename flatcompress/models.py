@@ -24,7 +24,12 @@ import torch
 from flatcompress.errors import DataSourceError
 from flatcompress.tasks import Task
 
-__all__ = ["ModelSpec", "MODELS", "get_model_spec", "load_model", "load_tokenizer", "model_names"]
+__all__ = ["ModelSpec", "MODELS", "ARCHITECTURES", "get_model_spec", "load_model", "load_tokenizer", "model_names"]
+
+# The model classes a saved file (a quantized model, a pruned student) may name: loading builds one of these from the
+# stored config and nothing else.
+ARCHITECTURES = ("BertForSequenceClassification", "BertForQuestionAnswering", "RobertaForSequenceClassification",
+                 "RobertaForQuestionAnswering")
 
 
 @dataclass(frozen=True)

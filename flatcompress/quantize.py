@@ -42,6 +42,8 @@ from typing import Any, Iterator
 
 import torch
 
+from flatcompress.models import ARCHITECTURES
+
 __all__ = ["BACKENDS", "BackendUnavailableError", "OnnxRuntimeModel", "quantize", "save_quantized", "load_quantized",
            "serialized_bytes", "latency", "size_and_speed"]
 
@@ -202,16 +204,11 @@ def serialized_bytes(model: torch.nn.Module) -> int:
     return buffer.tell()
 
 
-# The model classes a quantized file may name; loading builds one of these from the stored config, nothing else.
-_ARCHITECTURES = ("BertForSequenceClassification", "BertForQuestionAnswering", "RobertaForSequenceClassification",
-                  "RobertaForQuestionAnswering")
-
-
 def save_quantized(model: torch.nn.Module, path: str | Path) -> None:
     """Write a model that `quantize` returned (any back-end) to one file; `load_quantized` reads it back.
 
     The file holds only tensors and plain values, so it loads with `torch.load(weights_only=True)`: the
-    architecture's name (one of `_ARCHITECTURES`), its config as a dict, and the int8 state dict (torch's
+    architecture's name (one of `flatcompress.models.ARCHITECTURES`), its config as a dict, and the int8 state dict (torch's
     quantized tensors and torchao's tensor subclasses, which safetensors cannot represent: their scales and
     zero points live inside them), or for ONNX Runtime the ONNX file's bytes.
     """
@@ -223,8 +220,8 @@ def save_quantized(model: torch.nn.Module, path: str | Path) -> None:
     if isinstance(model, OnnxRuntimeModel):
         payload |= {"onnx": model.onnx_bytes, "input_names": list(model.input_names)}
     else:
-        if type(model).__name__ not in _ARCHITECTURES:
-            raise ValueError(f"cannot save a quantized {type(model).__name__}; architectures: {', '.join(_ARCHITECTURES)}")
+        if type(model).__name__ not in ARCHITECTURES:
+            raise ValueError(f"cannot save a quantized {type(model).__name__}; architectures: {', '.join(ARCHITECTURES)}")
         payload |= {"architecture": type(model).__name__, "state_dict": model.state_dict()}
     with _quiet():
         torch.save(payload, str(path))
@@ -249,8 +246,8 @@ def load_quantized(path: str | Path) -> torch.nn.Module:
     config = transformers.AutoConfig.for_model(**payload["config"]) if payload.get("config") else None
     if payload["backend"] == "onnxruntime":
         return OnnxRuntimeModel(payload["onnx"], payload["input_names"], config, payload["embeddings"])
-    if payload.get("architecture") not in _ARCHITECTURES:
-        raise ValueError(f"{path} names architecture {payload.get('architecture')!r}; valid: {', '.join(_ARCHITECTURES)}")
+    if payload.get("architecture") not in ARCHITECTURES:
+        raise ValueError(f"{path} names architecture {payload.get('architecture')!r}; valid: {', '.join(ARCHITECTURES)}")
     skeleton = quantize(getattr(transformers, payload["architecture"])(config), payload["backend"], payload["embeddings"])
     with _quiet():
         skeleton.load_state_dict(payload["state_dict"], assign=True)
