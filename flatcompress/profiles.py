@@ -45,6 +45,7 @@ class Profile:
     model: str
     lr: float
     epochs: int
+    hardware: str = "gpu"  # "cpu": sized for a laptop, its cost is measured from the records; "gpu": estimated
     batch_size: int = 32
     max_length: int = 128
     max_train_examples: int | None = None
@@ -87,12 +88,14 @@ PROFILES: dict[str, Profile] = {
     p.name: p
     for p in [
         Profile("smoke", "tiny random BERT, a few dozen examples: seconds (CI, nbval)", "tiny", lr=1e-3, epochs=2,
+                hardware="cpu",
                 batch_size=8, max_length=32, max_train_examples=32, max_eval_examples=32, seeds=(0,),
                 tasks=("rotten_tomatoes", "reuters8"), sharpness={"dim": 10, "n_examples": 32, "hessian_iters": 5},
                 imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7), oneshot_sparsities=(0.0, 0.2, 0.4, 0.6),
                 cofi={"target": 0.5, "distill_epochs": 1, "prune_epochs": 2, "warmup_epochs": 1, "finetune_epochs": 2,
                       "lr": 1e-3, "finetune_lr": 1e-3, "reg_lr": 0.1}),
         Profile("cpu", "pretrained MiniLM-L6 on real data subsets: minutes per run on 2 cores", "minilm-l6", lr=1e-4,
+                hardware="cpu",
                 epochs=3, max_train_examples=1000, max_eval_examples=1000, seeds=(0,),
                 tasks=("rotten_tomatoes", "sst2", "mrpc", "rte", "cola", "stsb"), imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7),
                 chapter_tasks={"pruning-without-retraining": ("sst2", "mrpc", "rte"), "lottery-tickets": ("mrpc",),
@@ -112,7 +115,8 @@ PROFILES: dict[str, Profile] = {
         # accuracy against a 50.8% majority.
         # Its records go to results/cpu-next while they are produced; when every chapter has them, it becomes `cpu`.
         Profile("cpu-next", "the cpu tier's next recipe (runs in progress): MiniLM-L6, 500+ steps, 5 seeds",
-                "minilm-l6", lr=5e-5, lr_by_optimizer={"sam": 1e-4}, epochs=2, batch_size=16, max_length=128,
+                "minilm-l6", lr=5e-5, lr_by_optimizer={"sam": 1e-4}, epochs=2, hardware="cpu", batch_size=16,
+                max_length=128,
                 seeds=(0, 1, 2, 3, 4),
                 tasks=("sst2", "rotten_tomatoes", "mrpc"), train_examples_by_task={"sst2": 4000, "rotten_tomatoes": 4000},
                 seeds_by_task={"mrpc": (0, 1, 2)}, rho=0.02,
