@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from flatcompress.cofi_model import GatedBert, load_pruned, prune_hidden_input, prune_physically, save_pruned
 from flatcompress.data import encode, load_run_data, pad_collate
-from flatcompress.device import pick_device
+from flatcompress.device import autocast, pick_device
 from flatcompress.errors import MissingRecordError
 from flatcompress.models import load_model, load_tokenizer
 from flatcompress.provenance import provenance
@@ -153,7 +153,7 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
     tokenizer = load_tokenizer(config["model"])
     train = encode(data.train, tokenizer, config["max_length"])
     evals = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
-    teacher_model = teacher.load_model().to(dev).eval()
+    teacher_model = teacher.load_model(dev).eval()
     seed_everything(settings.seed)
     student = GatedBert(load_model(config["model"], task, config.get("num_layers"))).to(dev)
     shape = EncoderShape.of(student.config)
@@ -178,6 +178,8 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
             transform = prune_hidden_input(transform, state["z"]).to(dev)
         transform.load_state_dict(saved["transform"])
         torch.random.set_rng_state(saved["rng"])
+        if dev.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"])
         if progress:
             tqdm.write(f"resuming {path.name} after epoch {state['epoch']}")
 
@@ -198,7 +200,7 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
     for epoch in range(state["epoch"] + 1, settings.epochs + 1):
         stage = settings.stage(epoch)
         if stage == "finetune" and state["z"] is None:  # the end of pruning: fix the gates, remove the structures
-            state["z"] = {k: v.detach().cpu() for k, v in gates.deterministic().items()}
+            state["z"] = _on_cpu(gates.deterministic())
             state["pruned_sparsity"] = gates.sparsity()
             student = prune_physically(student.cpu(), state["z"]).to(dev)
             transform = prune_hidden_input(transform, state["z"]).to(dev)
@@ -219,16 +221,18 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
         for start in range(0, len(order), batch_size):
             batch = pad_collate([train[i] for i in order[start:start + batch_size]], tokenizer.pad_token_id)
             batch = {k: v.to(dev) for k, v in batch.items() if k != "labels"}
-            with torch.no_grad():
+            with torch.no_grad(), autocast(dev):
                 taught = teacher_model(**batch, output_hidden_states=True)
             z = gates.sample() if stage == "prune" else None
-            out = student(**batch, gates=z)
-            loss = (1 - settings.layer_alpha) * prediction_distillation_loss(out.logits, taught.logits,
-                                                                             settings.temperature)
-            if settings.layer_alpha > 0:
-                loss = loss + settings.layer_alpha * layer_distillation_loss(
-                    out.hidden_states[1:], list(taught.hidden_states[1:]), transform,
-                    z["head_layer"] if z is not None else None)
+            with autocast(dev):  # the forward passes in the device's precision; gates and constraint in fp32
+                out = student(**batch, gates=z)
+                loss = (1 - settings.layer_alpha) * prediction_distillation_loss(out.logits.float(),
+                                                                                 taught.logits.float(),
+                                                                                 settings.temperature)
+                if settings.layer_alpha > 0:
+                    loss = loss + settings.layer_alpha * layer_distillation_loss(
+                        out.hidden_states[1:], list(taught.hidden_states[1:]), transform,
+                        z["head_layer"] if z is not None else None)
             if stage == "prune":
                 step = (epoch - settings.distill_epochs - 1) * steps_per_epoch + start // batch_size
                 loss = loss + constraint(gates.expected_sparsity(), step)
@@ -248,9 +252,12 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
             row["expected_sparsity"] = float(gates.expected_sparsity().detach())
             row["sparsity"] = gates.sparsity()
             row["lambdas"] = constraint.lambdas.detach().cpu().tolist()
-        model = prune_physically(student.cpu(), gates.deterministic()) if stage == "prune" else student.cpu()
-        row["eval"], predictions = evaluate_splits(model, evals, task, 2 * config["batch_size"], torch.device("cpu"))
-        student.to(dev)
+        if stage == "prune":  # evaluate what the gates leave: pruned physically (on the CPU), scored on the device
+            model = prune_physically(student.cpu(), _on_cpu(gates.deterministic())).to(dev)
+            student.to(dev)
+        else:
+            model = student
+        row["eval"], predictions = evaluate_splits(model, evals, task, 2 * config["batch_size"], dev)
         row["score"] = row["eval"][data.main_split][task.main_metric]
         state["history"].append(row)
         if stage == "finetune" and (state["best"] is None or row["score"] > state["best"]["score"]):
@@ -273,7 +280,7 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
         state["best_predictions"] = {s: torch.from_numpy(np.asarray(p)) for s, p in predictions.items()}
     if state["z"] is None:  # no fine-tuning stage: the pruned student is the last pruning epoch's
         state["pruned_sparsity"] = gates.sparsity()
-        student = prune_physically(student.cpu(), gates.deterministic())
+        student = prune_physically(student.cpu(), _on_cpu(gates.deterministic()))
     sparsity = state["pruned_sparsity"]
     params = {"teacher": sum(p.numel() for p in teacher_model.parameters()),
               "student": sum(p.numel() for p in student.parameters())}
@@ -308,6 +315,10 @@ def _structure(student: GatedBert) -> list[dict[str, int]]:
     return [{**r, "hidden": hidden} for r in rows]
 
 
+def _on_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in tensors.items()}
+
+
 def _snapshot(partial: Path, student: GatedBert, gates: CoFiGates, constraint: Lagrangian, transform: torch.nn.Module,
               state: dict[str, Any], elapsed: float, optimization: dict[str, Any]) -> None:
     """Everything the next epoch depends on, the student as a (pruned) model file and the rest in `state.pt`."""
@@ -316,7 +327,8 @@ def _snapshot(partial: Path, student: GatedBert, gates: CoFiGates, constraint: L
     save_pruned(student.cpu(), partial / name)
     payload = {"state": {**state, "elapsed": elapsed}, "gates": gates.state_dict(), "constraint": constraint.state_dict(),
                "transform": transform.state_dict(), "rng": torch.random.get_rng_state(), "student_file": name,
-               **optimization}
+               "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized()
+               else None, **optimization}
     torch.save(payload, partial / "state.tmp")
     os.replace(partial / "state.tmp", partial / "state.pt")
     for old in partial.glob("student-*"):

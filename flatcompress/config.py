@@ -16,7 +16,7 @@ __all__ = ["FinetuneConfig", "check_sparsity"]
 # Which examples a run saw enters the key as their fingerprint (`run_key_fields`), not as where they were read.
 NON_RESULT_FIELDS = ("data_dir", "profile")
 # Fields added after records were committed: left out of the key at their default, so those records keep their keys.
-ADDED_FIELDS = {"l1": 0.0, "holdout": 0}
+ADDED_FIELDS = {"l1": 0.0, "holdout": 0, "precision": None}
 
 
 def check_sparsity(sparsity: float) -> float:
@@ -51,6 +51,7 @@ class FinetuneConfig:
     num_layers: int | None = None  # keep only the first k encoder layers
     l1: float = 0.0  # A.7's control: lambda * sum |w| over the prunable weights added to the training loss
     holdout: int = 0  # > 0: evaluate on this many held-out *training* examples instead of the dev set (tuning)
+    precision: str | None = None  # bf16 | fp16 | fp32; None: the device's (flatcompress.device.pick_precision)
     seed: int = 0
     data_seed: int = 0
     source: str = "auto"
@@ -92,6 +93,11 @@ class FinetuneConfig:
             if not ok:
                 raise ValueError(message)
         OPTIMIZERS[self.optimizer].validate(self.optimizer_kwargs)
+        from flatcompress.device import PRECISIONS
+
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid precisions: {', '.join(PRECISIONS)} "
+                             "(or None for the device's)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

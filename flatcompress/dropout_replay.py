@@ -33,6 +33,8 @@ __all__ = ["loss_rise", "measure_dropout_replay"]
 def loss_rise(model: torch.nn.Module, batch: dict[str, torch.Tensor], rho: float, replay: bool, seed: int) -> tuple[float, float]:
     """(loss at w, loss at w + ε̂) as SAM's two passes see them, for one batch; the weights are left unchanged."""
     model.train()
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
     torch.manual_seed(seed)
     optimizer = SAM(model.parameters(), torch.optim.SGD, rho=rho, lr=0.0, replay_dropout=replay)
     losses: list[float] = []
@@ -50,7 +52,8 @@ def loss_rise(model: torch.nn.Module, batch: dict[str, torch.Tensor], rho: float
 
 
 def measure_dropout_replay(result: FinetuneResult, results_dir: str | Path | None = "results", rho: float = 0.05,
-                           draws: int = 8, batch_size: int = 32, seed: int = 0, compute: bool = True) -> dict[str, Any]:
+                           draws: int = 8, batch_size: int = 32, seed: int = 0, compute: bool = True,
+                           device: str | None = None) -> dict[str, Any]:
     """The record of the rise in loss SAM sees with and without dropout replay (see the module docstring)."""
     if draws < 1 or batch_size < 1 or rho <= 0:
         raise ValueError(f"need draws >= 1, batch_size >= 1 and rho > 0, got {draws}, {batch_size}, {rho}")
@@ -61,7 +64,7 @@ def measure_dropout_replay(result: FinetuneResult, results_dir: str | Path | Non
     if found is not None:
         return found
     start = time.perf_counter()
-    model = result.load_model()
+    model = result.load_model(device)
     data = load_run_data(config, max_train_examples=draws * batch_size, max_eval_examples=1)
     tokenizer = load_tokenizer(config["model"])
     features = encode(data.train, tokenizer, config["max_length"])

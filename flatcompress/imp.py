@@ -62,11 +62,12 @@ def imp_stem(config: FinetuneConfig, rewind: bool) -> str:
     return f"{config.model}-{config.optimizer}{l1}-{'imp' if rewind else 'std'}-seed{config.seed}"
 
 
-def _starting_point(previous: FinetuneResult, rewind: bool, head: str) -> StartingPoint | None:
+def _starting_point(previous: FinetuneResult, rewind: bool, head: str,
+                    device: str | None = None) -> StartingPoint | None:
     """Round k+1's starting weights from round k's model (see the module docstring)."""
     if rewind and head == "rewind":
         return None  # pre-trained weights and the seed's fresh head: finetune's default
-    model = previous.load_model()
+    model = previous.load_model(device)
     state = model.state_dict()
     if rewind:
         return StartingPoint(f"head of {previous.record['key']}", {n: state[n].detach().clone() for n in head_names(model)})
@@ -124,12 +125,12 @@ def imp(config: FinetuneConfig, sparsities: Sequence[float] = PAPER_SCHEDULE, re
             if mask_path.exists():
                 masks = load_masks(mask_path).masks
             else:
-                model = previous.load_model()
+                model = previous.load_model(device)
                 names = names or prunable_names(model, include_pooler)
                 masks = magnitude_masks(model, target, names, masks)
                 save_masks(mask_path, masks, config.model, meta={"task": config.task, "optimizer": config.optimizer,
                                                                "round": k, "rewind": rewind, "imp_key": key[:12]})
-            start = _starting_point(previous, rewind, head)
+            start = _starting_point(previous, rewind, head, device)
             prune_seconds = time.perf_counter() - tic
         if progress:
             print(f"IMP {config.task} {config.optimizer} {'rewind' if rewind else 'standard'}: round {k}, "

@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 import torch
 
-__all__ = ["Masks", "Ticket", "apply_masks", "check_masks_fit", "mask_gradients", "masks_sparsity", "masks_fingerprint"]
+__all__ = ["Masks", "Ticket", "apply_masks", "check_masks_fit", "mask_gradients", "masks_on", "masks_sparsity",
+           "masks_fingerprint"]
 
 Masks = Mapping[str, torch.Tensor]
 
@@ -37,6 +38,11 @@ def check_masks_fit(masks: Masks, model: torch.nn.Module, made_for: str = "?", s
         if tuple(mask.shape) != tuple(params[name].shape):
             raise ValueError(f"{source} (made for {made_for}) does not fit this model: {name!r} is "
                              f"{tuple(mask.shape)} in the mask and {tuple(params[name].shape)} in the model")
+
+
+def masks_on(masks: Masks, device: torch.device | str) -> dict[str, torch.Tensor]:
+    """The masks as bool tensors on `device`, moved once: applying them every step then copies nothing."""
+    return {name: mask.to(device=device, dtype=torch.bool) for name, mask in masks.items()}
 
 
 def _resolve(model: torch.nn.Module, masks: Masks) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:

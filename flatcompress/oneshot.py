@@ -31,10 +31,11 @@ PAPER_ONESHOT_SPARSITIES = tuple(round(0.05 * k, 2) for k in range(13))  # 0%, 5
 
 def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_ONESHOT_SPARSITIES,
                    results_dir: str | Path | None = "results", include_pooler: bool | None = None,
-                   compute: bool = True) -> dict[str, Any]:
+                   compute: bool = True, device: str | None = None) -> dict[str, Any]:
     """Metrics of `result`'s model pruned one-shot to each sparsity (no retraining); a record of kind `oneshot`.
 
-    With `compute=False` the record is only looked up (`MissingRecordError` when it is absent).
+    The model, its masks and the evaluation live on `device` (default: the best available). With `compute=False`
+    the record is only looked up (`MissingRecordError` when it is absent).
     """
     values = sorted({check_sparsity(s) for s in sparsities})
     config = result.record["config"]
@@ -45,7 +46,7 @@ def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_O
     if found is not None:
         return found
     start = time.perf_counter()
-    model = result.load_model().eval()
+    model = result.load_model(device).eval()
     original = {k: v.detach().clone() for k, v in model.state_dict().items()}
     data = load_run_data(config)
     tokenizer = load_tokenizer(config["model"])

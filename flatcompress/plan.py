@@ -29,6 +29,18 @@ def _tasks(profile: Profile, chapter: str) -> tuple[str, ...]:
     return profile.chapter_tasks.get(chapter, profile.tasks)
 
 
+def _full_space(tier: Profile) -> bool:
+    """Does the tier's model fit a full-space sharpness search (`sharpness_records.full_space_fits`)?"""
+    from flatcompress.pruning import meta_model
+    from flatcompress.sharpness_records import full_space_fits
+
+    architecture = {"minilm-l6": "minilm-l6", "bert-base-uncased": "bert-base", "bert-large-uncased": "bert-large",
+                    "roberta-base": "roberta-base"}.get(tier.model)
+    if architecture is None:  # a small test model
+        return True
+    return full_space_fits(sum(p.numel() for p in meta_model(architecture).parameters()))
+
+
 def _parameter(chapter: str, name: str):
     """A chapter's default for one of its parameters, read from its notebook (the plan runs what the chapter runs)."""
     import ast
@@ -65,6 +77,7 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
         return job_id
 
     sharpness_tasks = [t for t in tier.tasks if t in (tier.sharpness_tasks or tier.tasks)]
+    full_space = _full_space(tier)
     model_tasks = list(dict.fromkeys([*tier.tasks, *(t for c in chapters for t in _tasks(tier, c))]))
     for seed in seeds:  # seed by seed: the first seeds of every task finish first (a pilot comes for free)
         for task in model_tasks:
@@ -77,7 +90,7 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                     for subspace in tier.subspace_seeds:
                         add(f"sharp-{task}-{optimizer}-{seed}-{subspace}", "train-flat", "sharpness", [run], task=task,
                             optimizer=optimizer, seed=seed, subspace_seed=subspace)
-                    if task == sharpness_tasks[0] and seed == seeds[0]:
+                    if task == sharpness_tasks[0] and seed == seeds[0] and full_space:
                         add(f"sharpfull-{task}-{optimizer}-{seed}", "train-flat", "sharpness", [run], task=task,
                             optimizer=optimizer, seed=seed, full_space=True)
                 if task in _tasks(tier, "pruning-without-retraining") and runs("pruning-without-retraining", task, seed):

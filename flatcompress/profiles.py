@@ -130,8 +130,11 @@ PROFILES: dict[str, Profile] = {
                       "finetune_lr": 5e-5, "reg_lr": 0.05}),
         Profile("colab", "bert-base-uncased on the small GLUE tasks, full data: one GPU, a few hours",
                 "bert-base-uncased", lr=2e-5, epochs=10, tasks=_SMALL_GLUE + ("sst2",), epochs_by_task={"sst2": 3}),
-        Profile("paper", "the paper's settings: bert-base-uncased, all tasks, 3 seeds (§3.3, A.4)", "bert-base-uncased",
-                lr=2e-5, epochs=3, tasks=("mnli", "qqp", "stsb", "qnli", "mrpc", "rte", "sst2", "cola", "squad"),
+        # SQuAD is left out until QA training exists (flatcompress.config refuses it): every chapter would otherwise
+        # crash on its last task after days of work.
+        Profile("paper", "the paper's settings: bert-base-uncased, its 8 GLUE tasks, 3 seeds (§3.3, A.4); SQuAD waits "
+                "for QA training", "bert-base-uncased",
+                lr=2e-5, epochs=3, tasks=("mnli", "qqp", "stsb", "qnli", "mrpc", "rte", "sst2", "cola"),
                 epochs_by_task={t: 10 for t in _SMALL_GLUE}),
     ]
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import importlib.metadata
 import platform
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["provenance", "device_name", "cpu_name"]
+__all__ = ["provenance", "code_version", "device_name", "cpu_name"]
 
 _PACKAGES = ("flatcompress", "torch", "transformers", "numpy", "scipy", "datasets")
 
@@ -42,11 +43,19 @@ def device_name(device: torch.device | str) -> str:
     return cpu_name()
 
 
-def provenance(device: torch.device | str = "cpu") -> dict:
-    """Git commit (and whether the tree had uncommitted changes), versions, device, time."""
+@functools.lru_cache(maxsize=1)
+def code_version() -> tuple[str | None, bool | None]:
+    """(git commit, whether the tree had uncommitted changes), read once per process: the code a process runs is the
+    code it imported, even if the checkout changes while it runs (`flatcompress.queue` workers import it all first)."""
     repo = Path(__file__).resolve().parent.parent
     commit = _git(["rev-parse", "HEAD"], repo)
     status = _git(["status", "--porcelain", "--untracked-files=no"], repo) if commit else None
+    return commit, (bool(status) if status is not None else None)
+
+
+def provenance(device: torch.device | str = "cpu") -> dict:
+    """Git commit (and whether the tree had uncommitted changes), versions, device, time."""
+    commit, dirty = code_version()
     versions = {}
     for name in _PACKAGES:
         try:
@@ -55,7 +64,7 @@ def provenance(device: torch.device | str = "cpu") -> dict:
             versions[name] = None
     return {
         "git_commit": commit,
-        "git_dirty": bool(status) if status is not None else None,
+        "git_dirty": dirty,
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),

@@ -50,7 +50,7 @@ def measure_quantization(result: FinetuneResult, settings: Sequence[str] = (PAPE
     if found is not None:
         return found
     start = time.perf_counter()
-    model = result.load_model().float().cpu().eval()
+    model = result.load_model("cpu").float().eval()  # dynamic int8 runs on the CPU
     data = load_run_data(config, max_train_examples=1)  # the evaluation splits are all it needs
     tokenizer = load_tokenizer(config["model"])
     features = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}

@@ -159,10 +159,24 @@ def _execute(job: Job) -> dict[str, Any]:
             "wall_time_s": record.get("wall_time_s")}
 
 
+_MODULES = ("chapter", "claims", "cofi", "dropout_replay", "imp", "oneshot", "quantization_records", "reproduce",
+            "sharpness_records", "training")
+
+
 def work(plan: str | Path, state: str | Path | None = None, threads: int = 1, poll: float = 5.0) -> int:
-    """One worker: claim and run jobs until none is left to claim; returns how many it ran."""
+    """One worker: claim and run jobs until none is left to claim; returns how many it ran.
+
+    It imports every module a job may use, and reads the code's version, before the first job: a worker runs the
+    code of its start to the end, even if the checkout is edited meanwhile (restart the queue to run new code)."""
+    import importlib
+
     import torch
 
+    from flatcompress.provenance import code_version
+
+    for module in _MODULES:
+        importlib.import_module(f"flatcompress.{module}")
+    code_version()
     torch.set_num_threads(threads)
     plan = Path(plan)
     jobs, folder = load_plan(plan), _state_dir(plan, state)

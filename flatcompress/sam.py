@@ -21,7 +21,8 @@ Compared with davda54/sam, whose API this follows (`first_step`, `second_step`, 
   forward and backward and returns the loss; SAM calls it twice (at w, then at w + ε̂).
 - Both passes see the same dropout masks: the random state is replayed for the second pass
   (`replay_dropout=False` turns this off), as google-research/sam does with one JAX key.
-- Weights are restored by copying the saved values (bit for bit), not by subtracting ε̂.
+- Weights are restored by copying the saved values (bit for bit), not by subtracting ε̂, also when the second
+  pass raises (an fp16 overflow skips the step, `flatcompress.device.LossScaler`).
 - Weights whose gradient is exactly zero (pruned weights under a mask) get no perturbation.
 - `state_dict()` is the base optimizer's, and schedulers act on the shared `param_groups`.
 - Memory: one saved copy of the perturbed parameters.
@@ -73,13 +74,18 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore w exactly and let the base optimizer step with the gradient taken at w + ε̂ (eq. 2)."""
+        self._restore()
+        self.base_optimizer.step()
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def _restore(self) -> None:
+        """w + ε̂ back to w, bit for bit."""
         for group in self.param_groups:
             params = [p for p in group["params"] if "old_p" in self.state[p]]
             if params:
                 torch._foreach_copy_(params, [self.state[p].pop("old_p") for p in params])
-        self.base_optimizer.step()
-        if zero_grad:
-            self.zero_grad()
 
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
         """One SAM update: closure at w, perturb, closure at w + ε̂ (same dropout masks), restore, step.
@@ -95,8 +101,12 @@ class SAM(torch.optim.Optimizer):
         self.first_step()
         if rng is not None:
             _set_rng_state(rng)
-        with torch.enable_grad():
-            closure()
+        try:
+            with torch.enable_grad():
+                closure()
+        except BaseException:  # e.g. an fp16 overflow skips the step: leave the weights where they were
+            self._restore()
+            raise
         self.second_step()
         return loss
 

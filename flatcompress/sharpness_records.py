@@ -20,21 +20,54 @@ from flatcompress.records import find_measurement, run_reference, write_record
 from flatcompress.sharpness import PAPER_EPSILONS, batches_loss, hessian_top_eigenvalue, sharpness_table
 from flatcompress.training import FinetuneResult
 
-__all__ = ["measure_sharpness"]
+__all__ = ["measure_sharpness", "FULL_SPACE_BYTES_PER_PARAMETER", "FULL_SPACE_MAX_PARAMETERS", "full_space_bytes",
+           "full_space_fits"]
+
+FULL_SPACE_BYTES_PER_PARAMETER = 220  # scipy's L-BFGS-B keeps its history on the host: measured at n in the millions
+FULL_SPACE_MAX_PARAMETERS = 50_000_000  # above this the chapters skip the full-space search (BERT-base: ~24 GB)
+
+
+def full_space_bytes(n_parameters: int) -> int:
+    """Host memory a full-space (A = I) ε-sharpness search needs for a model of `n_parameters`."""
+    return FULL_SPACE_BYTES_PER_PARAMETER * int(n_parameters)
+
+
+def full_space_fits(n_parameters: int) -> bool:
+    """Whether the chapters run the full-space search for a model this size (`FULL_SPACE_MAX_PARAMETERS`)."""
+    return n_parameters <= FULL_SPACE_MAX_PARAMETERS
+
+
+def _available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (None where there is no such file)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "results",
                       epsilons: Sequence[float] = PAPER_EPSILONS, dim: int | None = 100, n_examples: int = 256,
                       batch_size: int = 64, seed: int = 0, maxiter: int = 10, hessian_iters: int = 20,
-                      overwrite: bool = False, cache_gib: float = 6.0, compute: bool = True) -> dict[str, Any]:
+                      overwrite: bool = False, cache_gib: float = 6.0, compute: bool = True,
+                      device: str | None = None) -> dict[str, Any]:
     """ε-sharpness (φ, in percent) per ε and the top Hessian eigenvalue of `result`'s best model.
 
     `dim=None` searches the full parameter space (Keskar's A = I) instead of a random subspace.
-    `cache_gib` bounds the memory that keeps the random subspace (speed only; the result is the same).
+    `cache_gib` bounds the memory that keeps the random subspace (speed only; the result is the same). The model and
+    its loss run on `device` (default: the best available).
     With `compute=False` the record is only looked up (`MissingRecordError` when it is absent).
     """
     if n_examples < 1 or (dim is not None and dim < 1):
         raise ValueError(f"n_examples and dim must be at least 1, got {n_examples} and {dim}")
+    if dim is None:  # a memory check before anything starts
+        need, available = full_space_bytes(result.record["n_parameters"]), _available_bytes()
+        if available is not None and need > available:
+            raise MemoryError(f"the full-space sharpness search of {result.record['n_parameters'] / 1e6:.0f}M parameters "
+                              f"needs about {need / 2 ** 30:.1f} GiB of host memory (scipy's L-BFGS-B history); "
+                              f"{available / 2 ** 30:.1f} GiB are available. Use the random subspace (dim=100) instead")
     config = result.record["config"]
     settings = {"finetune_key": result.record["key"], "epsilons": list(epsilons), "dim": dim, "n_examples": n_examples,
                 "seed": seed, "maxiter": maxiter, "hessian_iters": hessian_iters}
@@ -42,7 +75,7 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
     if found is not None:
         return found
     start = time.perf_counter()
-    model = result.load_model()
+    model = result.load_model(device)
     data = load_run_data(config, max_train_examples=1, max_eval_examples=n_examples)
     tokenizer = load_tokenizer(config["model"])
     features = encode(data.main_eval, tokenizer, config["max_length"])

@@ -33,9 +33,9 @@ from tqdm import tqdm
 from flatcompress.config import FinetuneConfig
 from flatcompress.data import TaskData, encode, load_run_data, pad_collate
 from flatcompress.data.fingerprint import data_fingerprint, examples_fingerprint
-from flatcompress.device import autocast, pick_device
+from flatcompress.device import LossScaler, SkipStep, autocast, pick_device, pick_precision
 from flatcompress.errors import DataSourceError, MissingRecordError, NonFiniteLossError
-from flatcompress.masks import Masks, apply_masks, mask_gradients, masks_fingerprint, masks_sparsity
+from flatcompress.masks import Masks, apply_masks, mask_gradients, masks_fingerprint, masks_on, masks_sparsity
 from flatcompress.metrics import METRICS
 from flatcompress.models import load_model, load_tokenizer
 from flatcompress.optim import build_optimizer
@@ -76,10 +76,12 @@ class FinetuneResult:
         """The task's main metric on its main validation split, at the best epoch."""
         return self.record["score"]
 
-    def load_model(self) -> torch.nn.Module:
-        """The best-epoch model: in memory, or from the checkpoint saved with `save_checkpoint=True`."""
+    def load_model(self, device: str | torch.device | None = None) -> torch.nn.Module:
+        """The best-epoch model on `device` (default: the best available, `pick_device`): in memory, or from the
+        checkpoint saved with `save_checkpoint=True`."""
+        dev = pick_device(device)
         if self.model is not None:
-            return self.model
+            return self.model.to(dev)
         checkpoint = self.path.with_suffix(".safetensors") if self.path else None
         if checkpoint is None or not checkpoint.exists():
             raise FileNotFoundError(f"no model checkpoint next to {self.path}; re-run finetune(..., overwrite=True, "
@@ -89,7 +91,7 @@ class FinetuneResult:
         config = self.record["config"]
         model = load_model(config["model"], get_task(config["task"]), config.get("num_layers"))
         model.load_state_dict(load_file(str(checkpoint)))
-        self.model = model.eval()
+        self.model = model.to(dev).eval()
         return self.model
 
 
@@ -267,7 +269,11 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
     train_features = encode(data.train, tokenizer, config.max_length)
     eval_features = {s: encode(v, tokenizer, config.max_length) for s, v in data.eval.items()}
 
+    precision = pick_precision(dev, config.precision)
+    scaler = LossScaler() if precision == "fp16" else None
     model = starting_model(config, masks, start_from).to(dev)
+    if masks is not None:
+        masks = masks_on(masks, dev)  # once: every step then masks in place, with no host-device copy
     optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                 eps=config.adam_eps, **config.optimizer_kwargs)
     steps_per_epoch = -(-len(train_features) // config.batch_size)
@@ -283,6 +289,8 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
+            if scaler is not None and saved.get("scaler") is not None:
+                scaler.load_state_dict(saved["scaler"])
             torch.random.set_rng_state(saved["rng"])
             if dev.type == "cuda" and saved.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(saved["cuda_rng"])
@@ -304,14 +312,23 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
             step += 1
             batch = pad_collate([train_features[i] for i in order[start:start + config.batch_size]],
                                 tokenizer.pad_token_id)
-            closure = _make_closure(model, optimizer, batch, config, masks, dev, step, penalized)
-            loss = optimizer.step(closure)
+            closure = _make_closure(model, optimizer, batch, config, masks, dev, step, penalized, precision, scaler)
+            try:
+                loss = optimizer.step(closure)
+            except SkipStep:  # fp16 overflowed: no update (SAM restored its weights); a smaller loss scale next
+                scaler.update(skipped=True)
+                if scaler.good_steps == 0 and scaler.scale <= scaler.min_scale:
+                    raise NonFiniteLossError(f"the gradients overflow at step {step} even at loss scale "
+                                             f"{scaler.scale:g}; lower the learning rate (now {config.lr})") from None
+            else:
+                if scaler is not None:
+                    scaler.update(skipped=False)
+                losses.append(float(loss))
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if masks is not None:
                 apply_masks(model, masks)
             scheduler.step()
-            losses.append(float(loss))
             bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
         bar.close()
         train_seconds = time.perf_counter() - epoch_start
         metrics, predictions = evaluate_splits(model, eval_features, task, 2 * config.batch_size, dev)
@@ -329,7 +346,7 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
                        f"train loss {np.mean(losses):.4f}, {main_metric} {score:.4f}")
         if partial is not None and epoch < config.epochs:
             _save_partial(partial, key, model, optimizer, scheduler, state, dev,
-                          state["elapsed"] + time.perf_counter() - start_time)
+                          state["elapsed"] + time.perf_counter() - start_time, scaler)
 
     model.load_state_dict(state["best_state"])
     model.eval()
@@ -351,6 +368,8 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
         "predictions": prediction_blocks(data, best_predictions),
         "history": state["history"],
         "steps": total_steps,
+        "precision": precision,
+        "skipped_steps": scaler.skipped if scaler is not None else 0,
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "wall_time_s": state["elapsed"] + time.perf_counter() - start_time,
         "provenance": made_by,
@@ -390,8 +409,10 @@ def load_snapshot(path: Path) -> dict[str, Any]:
 
 def _make_closure(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
                   config: FinetuneConfig, masks: Masks | None, device: torch.device, step: int,
-                  penalized: Sequence[torch.nn.Parameter] = ()) -> Callable[[], torch.Tensor]:
-    """Zero the gradients, run forward and backward (over micro-batches), add `config.l1` * sum |w| over
+                  penalized: Sequence[torch.nn.Parameter] = (), precision: str = "fp32",
+                  scaler: LossScaler | None = None) -> Callable[[], torch.Tensor]:
+    """Zero the gradients, run forward (in `precision`) and backward (over micro-batches, the loss scaled by
+    `scaler` in fp16 and the gradients unscaled after, `SkipStep` on an overflow), add `config.l1` * sum |w| over
     `penalized`, mask and clip; return the loss."""
     size = batch["input_ids"].shape[0]
     micro = config.micro_batch_size or size
@@ -401,17 +422,21 @@ def _make_closure(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batc
         optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=device)
         for chunk in chunks:
-            with autocast(device):
-                loss = model(**chunk).loss * (chunk["input_ids"].shape[0] / size)
+            with autocast(device, precision):
+                loss = model(**chunk).loss.float() * (chunk["input_ids"].shape[0] / size)
             if not torch.isfinite(loss):
+                if scaler is not None:
+                    raise SkipStep(f"the fp16 loss is {float(loss.detach())} at step {step}")
                 raise NonFiniteLossError(f"the training loss is {float(loss.detach())} at step {step}; lower the learning "
                                          f"rate (now {config.lr}) or check the data")
-            loss.backward()
+            (loss * scaler.scale if scaler is not None else loss).backward()
             total += loss.detach()
         if penalized:
             penalty = config.l1 * sum(p.abs().sum() for p in penalized)
-            penalty.backward()
+            (penalty * scaler.scale if scaler is not None else penalty).backward()
             total += penalty.detach()
+        if scaler is not None:
+            scaler.unscale(list(model.parameters()))
         if masks is not None:
             mask_gradients(model, masks)
         if config.grad_clip is not None:
@@ -431,7 +456,8 @@ def _l1_parameters(model: torch.nn.Module, config: FinetuneConfig) -> list[torch
 
 
 def _save_partial(partial: Path, key: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                  scheduler: Any, state: dict, device: torch.device, elapsed: float) -> None:
+                  scheduler: Any, state: dict, device: torch.device, elapsed: float,
+                  scaler: LossScaler | None = None) -> None:
     """Snapshot everything the next epoch depends on, atomically."""
     payload = {
         "key": key,
@@ -440,6 +466,7 @@ def _save_partial(partial: Path, key: str, model: torch.nn.Module, optimizer: to
         "scheduler": scheduler.state_dict(),
         "rng": torch.random.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
         "state": {**state, "elapsed": elapsed},
     }
     partial.parent.mkdir(parents=True, exist_ok=True)
