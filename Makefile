@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo book test benchmark clean
+.PHONY: install demo book test benchmark gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ benchmark: install
 	$(BIN)/python benchmarks/mask_size.py
 	$(BIN)/python benchmarks/quantize_speed.py
 	$(BIN)/python benchmarks/cofi_speed.py
+
+# Every chapter and the GPU paths once on a CUDA device, in a few minutes; on a machine without CUDA it says so.
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache _build
