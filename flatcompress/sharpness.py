@@ -11,8 +11,8 @@ for the largest loss, with L-BFGS-B for 10 iterations from z = 0, and report
 $$\phi_{w,f}(\epsilon, A) = 100 \cdot \frac{\max_{z \in C_\epsilon} f(w + A z) - f(w)}{1 + f(w)}.$$
 
 Lower is flatter. The paper uses ε ∈ {5e-3, 1e-3, 5e-4}; Mehta's default p = 100. A dense A for
-BERT-base (110M x 100 floats) would take 44 GB, so `RandomSubspace` regenerates A chunk by chunk from
-a seed for each product and never holds more than one chunk. $A^+ w$ is the least-squares solution
+BERT-base (110M x 100 floats) would take 44 GB, so `RandomSubspace` keeps A in float16 on the model's device
+when it fits (a GPU's memory) and otherwise regenerates it chunk by chunk from a seed for each product. $A^+ w$ is the least-squares solution
 $(A^\top A)^{-1} A^\top w$, with the p x p Gram matrix accumulated in the same chunked pass.
 
 **Top Hessian eigenvalue**: power iteration on Hessian-vector products (Pearlmutter's trick, two
@@ -37,25 +37,30 @@ LossFn = Callable[[torch.nn.Module], torch.Tensor]
 
 
 class RandomSubspace:
-    """The n x p projection A, generated from `seed` in chunks of `chunk_rows` rows.
+    """The n x p projection A, generated from `seed` in chunks of `chunk_rows` rows, kept on `device`.
 
-    Chunks come from a counter-seeded SFC64 generator and are rounded to float16 precision, so
-    the matrix is the same whether it is kept in memory or regenerated for every product. It is
-    kept as float32 when n x p x 4 bytes fits `cache_gib` (fastest: MiniLM-L6 needs 8.5 GiB), as
-    float16 when n x p x 2 bytes fits (4.2 GiB for MiniLM-L6), and regenerated otherwise
-    (BERT-base needs 20 GiB even at float16).
+    Chunks come from a counter-seeded SFC64 generator (on the host, so every device gets the same numbers) and are
+    rounded to float16 precision, so the matrix is the same whether it is kept in memory or regenerated for every
+    product. It is kept as float32 when n x p x 4 bytes fits `cache_gib` (fastest: MiniLM-L6 needs 8.5 GiB), as
+    float16 when n x p x 2 bytes fits (4.2 GiB for MiniLM-L6), and regenerated otherwise (BERT-base needs 20 GiB
+    even at float16). On a GPU the budget is also capped at 80% of its free memory, so an H100 keeps BERT-base's
+    matrix and every product runs on the device.
     """
 
-    def __init__(self, n: int, p: int = 100, seed: int = 0, chunk_rows: int = 1 << 16, cache_gib: float = 6.0) -> None:
+    def __init__(self, n: int, p: int = 100, seed: int = 0, chunk_rows: int = 1 << 16, cache_gib: float = 6.0,
+                 device: torch.device | str = "cpu") -> None:
         if p < 1 or n < 1:
             raise ValueError(f"need n >= 1 and p >= 1, got n={n}, p={p}")
-        self.n, self.p, self.seed, self.chunk_rows = n, p, seed, chunk_rows
+        self.n, self.p, self.seed, self.chunk_rows, self.device = n, p, seed, chunk_rows, torch.device(device)
         budget = cache_gib * 2**30
+        if self.device.type == "cuda":
+            budget = min(budget, 0.8 * torch.cuda.mem_get_info(self.device)[0])
         self._cache_dtype = torch.float32 if n * p * 4 <= budget else torch.float16 if n * p * 2 <= budget else None
         self._cache: list[torch.Tensor] | None = [] if self._cache_dtype is not None else None
-        gram = torch.zeros(p, p, dtype=torch.float64)
+        gram = torch.zeros(p, p, dtype=torch.float64, device=self.device)
         for _, raw in self._raw_chunks():
             gram += (raw.T @ raw).double()
+        gram = gram.cpu()
         self.inv_norms = 1.0 / gram.diagonal().sqrt()  # columns of A = columns of raw / their norms
         self.gram = gram * self.inv_norms[:, None] * self.inv_norms[None, :]  # A^T A
 
@@ -67,31 +72,31 @@ class RandomSubspace:
                 continue
             rows = min(self.chunk_rows, self.n - start)
             generator = np.random.Generator(np.random.SFC64([self.seed, k]))
-            half = torch.from_numpy(generator.random((rows, self.p), dtype=np.float32)).half()
+            half = torch.from_numpy(generator.random((rows, self.p), dtype=np.float32)).half().to(self.device)
             chunk = half.float()
             if self._cache is not None:
                 self._cache.append(chunk if self._cache_dtype == torch.float32 else half)
             yield start, chunk
 
     def dense(self) -> torch.Tensor:
-        """The whole of A (small n only: tests and toy examples)."""
-        return torch.cat([raw for _, raw in self._raw_chunks()]) * self.inv_norms.float()
+        """The whole of A (small n only: tests and toy examples), on the host."""
+        return torch.cat([raw.cpu() for _, raw in self._raw_chunks()]) * self.inv_norms.float()
 
     def matvec(self, z: torch.Tensor) -> torch.Tensor:
-        """A z, an n-vector."""
-        scaled = (z.double() * self.inv_norms).float()
-        out = torch.empty(self.n)
+        """A z, an n-vector on the subspace's device."""
+        scaled = (z.double().cpu() * self.inv_norms).float().to(self.device)
+        out = torch.empty(self.n, device=self.device)
         for start, raw in self._raw_chunks():
             out[start:start + raw.shape[0]] = raw @ scaled
         return out
 
     def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
-        """A^T v, a p-vector (float64)."""
-        acc = torch.zeros(self.p, dtype=torch.float64)
-        v = v.float()
+        """A^T v, a p-vector (float64, on the host)."""
+        acc = torch.zeros(self.p, dtype=torch.float64, device=self.device)
+        v = v.float().to(self.device)
         for start, raw in self._raw_chunks():
             acc += (raw.T @ v[start:start + raw.shape[0]]).double()
-        return acc * self.inv_norms
+        return acc.cpu() * self.inv_norms
 
     def pinv_apply(self, w: torch.Tensor) -> torch.Tensor:
         """A^+ w = argmin_z ||A z - w||, via the normal equations (A has full column rank)."""
@@ -116,8 +121,8 @@ def _loss_and_grad(model: torch.nn.Module, params: list[torch.nn.Parameter], los
         value = part(model)
         value.backward()
         loss += float(value.detach())
-    grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float().cpu() for p in params])
-    return loss, grad
+    grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params])
+    return loss, grad  # on the model's device
 
 
 def epsilon_sharpness(model: torch.nn.Module, loss_fn: LossFn, epsilon: float, dim: int | None = 100, seed: int = 0,
@@ -131,24 +136,24 @@ def epsilon_sharpness(model: torch.nn.Module, loss_fn: LossFn, epsilon: float, d
     params = _trainable(model)
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        w0 = torch.nn.utils.parameters_to_vector(params).detach().float().cpu()
     device = params[0].device
+    with torch.no_grad():
+        w0 = torch.nn.utils.parameters_to_vector(params).detach().float()  # on the model's device
     if dim is not None and subspace is None:
-        subspace = RandomSubspace(w0.numel(), dim, seed)
-    bound_base = subspace.pinv_apply(w0) if subspace is not None else w0.double()
+        subspace = RandomSubspace(w0.numel(), dim, seed, device=device)
+    bound_base = subspace.pinv_apply(w0) if subspace is not None else w0.double().cpu()
     bounds = (epsilon * (bound_base.abs() + 1.0)).numpy()
 
     def set_weights(z: np.ndarray) -> None:
         z_t = torch.from_numpy(z)
-        delta = subspace.matvec(z_t) if subspace is not None else z_t.float()
+        delta = subspace.matvec(z_t) if subspace is not None else z_t.float().to(device)
         with torch.no_grad():
-            torch.nn.utils.vector_to_parameters((w0 + delta).to(device), params)
+            torch.nn.utils.vector_to_parameters((w0 + delta.to(device)), params)
 
     def negative(z: np.ndarray) -> tuple[float, np.ndarray]:
         set_weights(z)
         loss, grad = _loss_and_grad(model, params, loss_fn)
-        grad_z = subspace.rmatvec(grad) if subspace is not None else grad.double()
+        grad_z = subspace.rmatvec(grad) if subspace is not None else grad.double().cpu()  # scipy works on the host
         return -loss, -grad_z.numpy()
 
     try:
@@ -160,7 +165,7 @@ def epsilon_sharpness(model: torch.nn.Module, loss_fn: LossFn, epsilon: float, d
             f_max = float(loss_fn(model))
     finally:
         with torch.no_grad():
-            torch.nn.utils.vector_to_parameters(w0.to(device), params)
+            torch.nn.utils.vector_to_parameters(w0, params)
         for p in params:
             p.grad = None
         model.train(was_training)
@@ -170,8 +175,9 @@ def epsilon_sharpness(model: torch.nn.Module, loss_fn: LossFn, epsilon: float, d
 def sharpness_table(model: torch.nn.Module, loss_fn: LossFn, epsilons: Sequence[float] = PAPER_EPSILONS,
                     dim: int | None = 100, seed: int = 0, maxiter: int = 10, cache_gib: float = 6.0) -> dict[float, float]:
     """φ(ε) for each ε, sharing one random subspace (kept in memory within `cache_gib`, see RandomSubspace)."""
-    n = sum(p.numel() for p in _trainable(model))
-    subspace = RandomSubspace(n, dim, seed, cache_gib=cache_gib) if dim is not None else None
+    params = _trainable(model)
+    n = sum(p.numel() for p in params)
+    subspace = RandomSubspace(n, dim, seed, cache_gib=cache_gib, device=params[0].device) if dim is not None else None
     return {eps: epsilon_sharpness(model, loss_fn, eps, dim, seed, maxiter, subspace) for eps in epsilons}
 
 
@@ -182,7 +188,7 @@ def hessian_top_eigenvalue(model: torch.nn.Module, loss_fn: LossFn, iters: int =
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
-    v = [torch.randn(p.shape, generator=generator).to(p) for p in params]
+    v = [torch.randn(p.shape, generator=generator).to(p) for p in params]  # drawn on the host: the same v anywhere
     norm = torch.sqrt(sum((x * x).sum() for x in v))
     v = [x / norm for x in v]
     eigenvalue = 0.0
