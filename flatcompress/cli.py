@@ -40,7 +40,11 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     rows = [("profile", "model", "train/eval examples", "epochs", "seeds", "description")]
     for p in PROFILES.values():
         sizes = f"{p.max_train_examples or 'all'}/{p.max_eval_examples or 'all'}"
-        rows.append((p.name, p.model, sizes, str(p.epochs), str(len(p.seeds)), p.description))
+        if p.train_examples_by_task:
+            sizes += " (" + ", ".join(f"{t} {n}" for t, n in p.train_examples_by_task.items()) + ")"
+        epochs = str(p.epochs) + (" (" + ", ".join(f"{t} {e}" for t, e in p.epochs_by_task.items()) + ")"
+                                  if p.epochs_by_task else "")
+        rows.append((p.name, p.model, sizes, epochs, str(len(p.seeds)), p.description))
     print(_table(rows))
     return 0
 

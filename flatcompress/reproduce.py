@@ -127,8 +127,12 @@ def reproduce(profile: str, chapters: Sequence[str] | None = None, tasks: Sequen
             output.parent.mkdir(parents=True, exist_ok=True)
             print(f"[{name}] running at {tier.name} -> {output}")
             start = time.perf_counter()
-            papermill.execute_notebook(str(folder / CHAPTERS[name].notebook), str(output), parameters=params,
-                                       cwd=str(folder), progress_bar=progress, kernel_name="python3")
+            try:
+                papermill.execute_notebook(str(folder / CHAPTERS[name].notebook), str(output), parameters=params,
+                                           cwd=str(folder), progress_bar=progress, kernel_name="python3")
+            except papermill.PapermillExecutionError as exc:  # the cell's error, not papermill's whole traceback
+                raise RuntimeError(f"chapter {name!r} stopped in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
+                                   f"(the executed notebook, with the traceback: {output})") from None
             summary = json.loads((out_root / "chapters" / f"{name}.json").read_text())
             summary.update(parameters=settings, wall_time_s=time.perf_counter() - start,
                            notebook=str(output.relative_to(out_root)))

@@ -51,3 +51,12 @@ def test_smoke_batch_runs_every_chapter_then_skips_it(tmp_path, capsys):
     assert "skipped" in second and "running" not in second
     assert notebook.stat().st_mtime_ns == mtime
     assert second.splitlines()[-1] == first.splitlines()[-1]  # same summary
+
+
+def test_a_chapter_that_fails_says_which_cell_and_why(tmp_path):
+    from flatcompress.reproduce import reproduce
+
+    with pytest.raises(RuntimeError, match=r"chapter 'train-flat' stopped in cell \d+: ValueError: full_space_task "
+                                           r"must be one of the tier's sharpness tasks") as raised:
+        reproduce("smoke", ["train-flat"], parameters={"full_space_task": "mrpc"}, results_dir=tmp_path, progress=False)
+    assert "notebooks/train-flat.ipynb" in str(raised.value) and "Traceback" not in str(raised.value)
