@@ -57,9 +57,10 @@ class HardConcrete(torch.nn.Module):
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """One draw of every gate (training), differentiable in $\\log\\alpha$."""
         u = torch.rand(self.log_alpha.shape, generator=generator, device=self.log_alpha.device)
-        u = u.clamp(_EPS, 1 - _EPS)
+        u = u.clamp(_EPS, 1 - _EPS)  # u ~ U(0, 1)
+        # s = σ((log u - log(1 - u) + log α) / β)
         s = torch.sigmoid((torch.log(u) - torch.log(1 - u) + self.log_alpha) / self.temperature)
-        return (s * (LIMIT_HIGH - LIMIT_LOW) + LIMIT_LOW).clamp(0.0, 1.0)
+        return (s * (LIMIT_HIGH - LIMIT_LOW) + LIMIT_LOW).clamp(0.0, 1.0)  # z = min(1, max(0, s (r - l) + l))
 
     @torch.no_grad()
     def deterministic(self) -> torch.Tensor:

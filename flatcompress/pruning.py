@@ -114,9 +114,9 @@ def magnitude_masks(model: torch.nn.Module, sparsity: float, names: list[str] | 
     check_sparsity(sparsity)
     names = names if names is not None else prunable_names(model)
     params = dict(model.named_parameters())
-    scores = _flat_scores(params, names)
+    scores = _flat_scores(params, names)  # |w_i| over every prunable tensor, ranked together (global pruning)
     total = scores.numel()
-    k = round(sparsity * total)
+    k = round(sparsity * total)  # k = round(s N) weights to remove: the sparsity is exact
     if previous is not None:
         if set(previous) != set(names):
             raise ValueError("the previous masks cover other tensors than the prunable set: "
@@ -127,7 +127,7 @@ def magnitude_masks(model: torch.nn.Module, sparsity: float, names: list[str] | 
             raise ValueError(f"sparsity {sparsity} is below the previous masks' {removed / total:.4f}: "
                              "pruned weights do not grow back")
         scores[~kept_before] = -1.0  # ranked below every |w|, so removed first
-    return _split(~_smallest(scores, k), params, names)
+    return _split(~_smallest(scores, k), params, names)  # m_i = 1[rank(|w_i|) >= k], back into each tensor's shape
 
 
 def _smallest(scores: torch.Tensor, k: int) -> torch.Tensor:

@@ -147,8 +147,9 @@ class Lagrangian(torch.nn.Module):
         return self.target * min(1.0, step / self.warmup_steps)
 
     def forward(self, expected_sparsity: torch.Tensor, step: int) -> torch.Tensor:
-        gap = expected_sparsity - self.target_at(step)
-        return self.lambdas[0] * gap + self.lambdas[1] * gap * gap
+        """The penalty added to the loss: the gates descend on it, the multipliers ascend."""
+        gap = expected_sparsity - self.target_at(step)  # ρ̂ - t, with t rising over the warm-up
+        return self.lambdas[0] * gap + self.lambdas[1] * gap * gap  # λ1 (ρ̂ - t) + λ2 (ρ̂ - t)²
 
 
 def uniform_gates(shape: EncoderShape, keep: float) -> dict[str, torch.Tensor]:
