@@ -163,7 +163,8 @@ class Chapter:
         self.used.append(str(result.path))
         return result
 
-    def _measure(self, measure: Any, what: str, task: str, optimizer: str, seed: int, **settings: Any) -> dict[str, Any]:
+    def _measure(self, measure: Any, what: str, task: str, optimizer: str, seed: int, /,
+                 **settings: Any) -> dict[str, Any]:
         """A measurement record of one run: read it, or (compute=True) measure the run's weights."""
         result = self._finetune(task, optimizer, seed, False)
         try:

@@ -1,5 +1,5 @@
 """Command line: `flatcompress tasks | models | profiles | finetune | sharpness | imp | oneshot | quantize | cofi |
-reproduce | audit`."""
+reproduce | plan | sweep | audit`."""
 
 from __future__ import annotations
 
@@ -170,6 +170,56 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _selection(args: argparse.Namespace):
+    from flatcompress.sweep import tier_plan
+
+    return tier_plan(args.profile, args.seeds, args.chapters, args.results_dir, args.tasks)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from flatcompress.sweep import describe, write_plan
+
+    jobs = _selection(args)
+    rows = describe(jobs)
+    def minutes(r: dict) -> str:
+        if r["method"] == "reproduce":
+            return ""
+        return ("?" if r["minutes"] is None else f"{r['minutes']:.1f}") + ("" if r["record"] else " (est.)")
+
+    print(_table([("job", "method", "after", "record", "minutes")] + [
+        (r["id"], r["method"], ",".join(r["after"]) if len(r["after"]) < 3 else f"{len(r['after'])} jobs",
+         r["record"] or ("(the chapter's notebook)" if r["method"] == "reproduce" else "missing"), minutes(r))
+        for r in rows]))
+    missing = [r for r in rows if r["record"] is None and r["method"] != "reproduce"]
+    known = [r["minutes"] for r in missing if r["minutes"] is not None]
+    print(f"{len(rows)} jobs, {len(missing)} runs without a record: about {sum(known) / 60:.1f} h at the times "
+          f"measured for runs of the same kind" + (f", {len(missing) - len(known)} of them with no such run yet"
+                                                   if len(known) < len(missing) else ""))
+    if args.out:
+        print(f"plan -> {write_plan(args.out, jobs)}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from flatcompress.sweep import load_plan, sweep, sweep_plan
+
+    slurm = {k: v for k, v in (("partition", args.partition), ("time_min", args.time_min), ("mem_gb", args.mem_gb),
+                                ("cluster", args.slurm_cluster)) if v is not None}
+    if args.plan:
+        if args.profile or args.chapters or args.tasks or args.seeds:
+            raise ValueError("--plan runs a plan file: leave out --profile, --chapters, --tasks and --seeds")
+        plan = sweep_plan(load_plan(args.plan), args.name)
+    else:
+        if not args.profile:
+            raise ValueError("name a --profile (or a --plan file)")
+        plan = sweep_plan(_selection(args), args.name)
+    print(f"plan: {plan}")
+    hours = args.break_locks_after
+    states = sweep(plan, args.engine, args.workers, args.threads_per_run, args.gpus_per_run, args.address,
+                   hours * 3600 if hours is not None else None, args.poll, slurm)
+    return 1 if any(s in ("failed", "blocked") for s in states.values()) else 0
+
+
 def _cmd_finetune(args: argparse.Namespace) -> int:
     result, _ = _run(args, save_checkpoint=args.save_checkpoint)
     record = result.record
@@ -232,6 +282,35 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--results-dir", help="where records and executed notebooks go (default: results/<profile>)")
     rp.add_argument("--quiet", action="store_true", help="no progress bars")
     rp.set_defaults(func=_cmd_reproduce)
+    pl = sub.add_parser("plan", help="list every run the chapters need: what each waits for, its record, its cost")
+    sw = sub.add_parser("sweep", help="compute every missing run of the chapters with an engine (local, ray, slurm)")
+    for p, required in ((pl, True), (sw, False)):
+        p.add_argument("--profile", required=required, choices=list(PROFILES), metavar="PROFILE",
+                       help=f"scale tier, one of {', '.join(PROFILES)}")
+        p.add_argument("--chapters", nargs="+", help="chapter names (default: all)")
+        p.add_argument("--tasks", nargs="+", choices=list(TASKS), metavar="TASK", help="tasks (default: the tier's)")
+        p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the tier's)")
+        p.add_argument("--results-dir", help="where records go (default: results/<profile>)")
+    pl.add_argument("--out", help="also write the plan as JSON (for `sweep --plan`)")
+    pl.set_defaults(func=_cmd_plan)
+    from flatcompress.sweep import ENGINES, default_engine
+
+    sw.add_argument("--plan", help="run this plan file instead of the chapters' plan")
+    sw.add_argument("--name", help="the sweep's name: its plan and state in <results>/sweeps/<name>.json[.state]")
+    sw.add_argument("--engine", choices=ENGINES, help=f"default: {default_engine()} (ray when installed)")
+    sw.add_argument("--workers", type=int, default=2, help="runs at once (default 2)")
+    sw.add_argument("--threads-per-run", type=int, default=1, help="CPU threads of each run (default 1)")
+    sw.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs of each run; Ray packs fractions (default 0)")
+    sw.add_argument("--address", help="ray: join this cluster (host:port, ray://host:port or auto)")
+    sw.add_argument("--break-locks-after", type=float, metavar="HOURS",
+                    help="treat other hosts' run locks older than this as stale (a crashed node's)")
+    sw.add_argument("--partition", help="slurm: the partition")
+    sw.add_argument("--time-min", type=int, help="slurm: each job's time limit in minutes (default 240)")
+    sw.add_argument("--mem-gb", type=float, help="slurm: each job's memory (default 16)")
+    sw.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"),
+                    help="slurm: submitit's executor (default: slurm when sbatch exists; local runs without Slurm)")
+    sw.add_argument("--poll", type=float, default=60.0, help="seconds between progress lines (default 60)")
+    sw.set_defaults(func=_cmd_sweep)
     au = sub.add_parser("audit", help="check every result record: schema, keys, no machine paths, predictions")
     au.add_argument("--results-dir", default="results", help="the folder of tiers to check (default: results)")
     au.add_argument("--verbose", action="store_true", help="also list records written from a dirty tree")
@@ -266,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, NotImplementedError, RuntimeError, ConnectionError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, NotImplementedError, RuntimeError, ConnectionError,
+            ImportError) as exc:
         print(f"flatcompress: error: {exc}", file=sys.stderr)
         return 2
 

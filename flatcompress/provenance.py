@@ -46,7 +46,7 @@ def device_name(device: torch.device | str) -> str:
 @functools.lru_cache(maxsize=1)
 def code_version() -> tuple[str | None, bool | None]:
     """(git commit, whether the tree had uncommitted changes), read once per process: the code a process runs is the
-    code it imported, even if the checkout changes while it runs (`flatcompress.queue` workers import it all first)."""
+    code it imported, even if the checkout changes while it runs (sweep workers import it all first)."""
     repo = Path(__file__).resolve().parent.parent
     commit = _git(["rev-parse", "HEAD"], repo)
     status = _git(["status", "--porcelain", "--untracked-files=no"], repo) if commit else None

@@ -14,7 +14,8 @@ and disjoint from the training subset, are its only evaluation split. The stages
 `search_plan()` is the queue plan of these runs; `search_table()` reads their records; `chosen()` picks, per
 optimizer, the setting with the best mean held-out score over the tasks where every setting of that optimizer ran.
 
-    python -m flatcompress.queue run <(python -c "...write_plan(search_plan())")  # or see search_plan's docstring
+    python -c "from flatcompress.search import *; from flatcompress.sweep import write_plan; write_plan('s.json', search_plan())"
+    flatcompress sweep --plan s.json --workers 2
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from flatcompress.queue import Job
+from flatcompress.sweep.jobs import Job
 
 __all__ = ["HOLDOUT", "STAGES", "search_plan", "search_table", "chosen"]
 

@@ -1,4 +1,4 @@
-"""The runs a tier's book needs, as a plan for `flatcompress.queue`: fine-grained jobs where a run is one call, and
+"""The runs a tier's book needs, as a plan (`flatcompress plan`): fine-grained jobs where a run is one call, and
 one `reproduce` job per chapter and seed where the chapter composes its runs (tickets, masks), so a plan and the
 chapters cannot disagree about what a run is.
 
@@ -6,21 +6,19 @@ Order matters on a machine whose weights do not outlive the session: each model'
 fine-tuning run in the plan, so the queue (which takes the first job whose prerequisites are done) measures a
 model while its checkpoint is on disk.
 
-    python -m flatcompress.plan cpu-next --out runs/cpu-next/plan.json
-    python -m flatcompress.queue run runs/cpu-next/plan.json --workers 2 --threads 1
+    flatcompress plan --profile cpu --chapters train-flat        # the runs, their records and costs
+    flatcompress sweep --profile cpu --workers 2 --threads-per-run 1   # run what is missing
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
 from flatcompress.profiles import Profile, get_profile
-from flatcompress.queue import Job, write_plan
+from flatcompress.sweep.jobs import Job
 
-__all__ = ["tier_plan"]
+__all__ = ["tier_plan", "describe"]
 
 _OPTIMIZERS = ("adamw", "sam")
 
@@ -93,6 +91,9 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                     if task == sharpness_tasks[0] and seed == seeds[0] and full_space:
                         add(f"sharpfull-{task}-{optimizer}-{seed}", "train-flat", "sharpness", [run], task=task,
                             optimizer=optimizer, seed=seed, full_space=True)
+                    if task == sharpness_tasks[0] and seed == seeds[0] and optimizer == "sam":
+                        add(f"replay-{task}-{optimizer}-{seed}", "train-flat", "dropout_replay", [run], task=task,
+                            optimizer=optimizer, seed=seed)
                 if task in _tasks(tier, "pruning-without-retraining") and runs("pruning-without-retraining", task, seed):
                     add(f"oneshot-{task}-{optimizer}-{seed}", "pruning-without-retraining", "one_shot", [run],
                         task=task, optimizer=optimizer, seed=seed)
@@ -131,20 +132,51 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
     return jobs
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flatcompress.plan", description=__doc__.splitlines()[0])
-    parser.add_argument("profile")
-    parser.add_argument("--seeds", nargs="+", type=int)
-    parser.add_argument("--chapters", nargs="+")
-    parser.add_argument("--tasks", nargs="+")
-    parser.add_argument("--results-dir")
-    parser.add_argument("--out", required=True, help="where the plan (JSON) goes")
-    args = parser.parse_args(argv)
-    jobs = tier_plan(args.profile, args.seeds, args.chapters, args.results_dir, args.tasks)
-    write_plan(Path(args.out), jobs)
-    print(f"{len(jobs)} jobs -> {args.out}")
-    return 0
+def _minutes(record: dict, results: Path) -> float | None:
+    """A record's wall-clock minutes, an IMP record's with its rounds' fine-tuning runs."""
+    from flatcompress.records import read_record
+
+    seconds = record.get("wall_time_s")
+    if seconds is None:
+        return None
+    for row in record.get("rows", []) if record.get("kind") == "imp" else []:
+        if row.get("record") and (results / row["record"]).is_file():
+            seconds += read_record(results / row["record"]).get("wall_time_s") or 0.0
+    return seconds / 60
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def describe(jobs: Sequence[Job]) -> list[dict]:
+    """One row per job: its id, method, what it waits for, its record (relative to its results folder) if it
+    exists, and its minutes: measured for a run with a record, else the median of the measured runs of the same
+    method (same task and optimizer if any, else any), None without one. Nothing is computed: each job's call is
+    made read-only, so the plan reports exactly what a chapter would find."""
+    from statistics import median
+
+    from flatcompress.errors import MissingRecordError
+    from flatcompress.records import read_record
+    from flatcompress.sweep.jobs import execute
+
+    rows, measured = [], {}
+    for job in jobs:
+        row = {"id": job.id, "method": job.method, "after": list(job.after), "record": None, "minutes": None}
+        if job.method != "reproduce":
+            try:
+                found = execute(job, compute=False)
+            except MissingRecordError:
+                found = None
+            if found is not None:
+                path = Path(found["record"]).resolve()
+                results = job.results().resolve()
+                row["record"] = str(path.relative_to(results) if path.is_relative_to(results) else path)
+                row["minutes"] = _minutes(read_record(path), job.results())
+                what = (job.method, job.args.get("task"), job.args.get("optimizer"))
+                if row["minutes"] is not None:
+                    measured.setdefault(what, []).append(row["minutes"])
+                    measured.setdefault((job.method,), []).append(row["minutes"])
+        rows.append(row)
+    for row, job in zip(rows, jobs):
+        if row["record"] is None and job.method != "reproduce":
+            same = measured.get((job.method, job.args.get("task"), job.args.get("optimizer"))) or measured.get(
+                (job.method,))
+            row["minutes"] = median(same) if same else None
+    return rows

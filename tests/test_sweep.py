@@ -1,0 +1,199 @@
+"""Sweeps: plans are checked, each run is computed once, failures do not stop independent runs, and every engine
+(local processes, Ray, Slurm through submitit) writes the same records."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from flatcompress.cli import main as cli
+from flatcompress.records import iter_records
+from flatcompress.sweep import describe, load_plan, sweep, sweep_plan, tier_plan, write_plan
+from flatcompress.sweep.jobs import Job
+from flatcompress.sweep.local import run
+from flatcompress.sweep.runner import job_states, run_lock
+
+
+def _job(i, results, **kw):
+    return Job(f"rt-{i}", "train-flat", "smoke", "finetune", {"task": "rotten_tomatoes", "seed": i, **kw.pop("args", {})},
+               results_dir=str(results), **kw)
+
+
+def _timeless(value):
+    """`value` without times and provenance (what may differ between two runs of the same computation)."""
+    if isinstance(value, dict):
+        return {k: _timeless(v) for k, v in value.items()
+                if not ("seconds" in k or k in ("wall_time_s", "elapsed_s", "provenance", "_path"))}
+    return [_timeless(v) for v in value] if isinstance(value, list) else value
+
+
+def _records(results: Path) -> dict[str, str]:
+    """Every record under `results`, less its times and provenance (what must not depend on the engine)."""
+    return {str(Path(r["_path"]).relative_to(results)): json.dumps(_timeless(r), sort_keys=True, default=str)
+            for r in iter_records(results)}
+
+
+def _small_plan(results: Path, runs_only: bool = True, chapters=("train-flat", "lottery-tickets")) -> list[Job]:
+    """The smoke plan of Train flat and the lottery chapter on one task and seed (IMP chains after fine-tuning)."""
+    jobs = tier_plan("smoke", seeds=[0], chapters=list(chapters), results_dir=str(results), tasks=["rotten_tomatoes"])
+    return [j for j in jobs if j.method != "reproduce"] if runs_only else jobs
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """The small plan's runs with the local engine, one worker: the reference records."""
+    results = tmp_path_factory.mktemp("local") / "results"
+    plan = sweep_plan(_small_plan(results, runs_only=False), "small")
+    runs = write_plan(plan.with_name("runs.json"), [j for j in load_plan(plan) if j.method != "reproduce"])
+    states = sweep(runs, "local", workers=1, threads=1, poll=1)
+    assert set(states.values()) == {"done"}
+    return results, plan
+
+
+def test_bad_plans_and_bad_input_are_refused_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown method 'train'; valid methods: finetune"):
+        Job("a", "train-flat", "smoke", "train")
+    write_plan(tmp_path / "dup.json", [_job(0, tmp_path), _job(0, tmp_path)])
+    with pytest.raises(ValueError, match="repeated: rt-0"):
+        load_plan(tmp_path / "dup.json")
+    write_plan(tmp_path / "after.json", [_job(0, tmp_path, after=("nothing",))])
+    with pytest.raises(ValueError, match="waits for jobs that are not in the plan: nothing"):
+        load_plan(tmp_path / "after.json")
+    write_plan(tmp_path / "order.json", [_job(0, tmp_path, after=("rt-1",)), _job(1, tmp_path)])
+    with pytest.raises(ValueError, match="waits for jobs listed after it: rt-1"):
+        load_plan(tmp_path / "order.json")
+    write_plan(tmp_path / "chapter.json", [Job("x", "no-such-chapter", "smoke", "finetune")])
+    with pytest.raises(ValueError, match="unknown chapter 'no-such-chapter'"):
+        load_plan(tmp_path / "chapter.json")
+    plan = write_plan(tmp_path / "ok.json", [_job(0, tmp_path)])
+    with pytest.raises(ValueError, match="unknown engine 'dask'; engines: local, ray, slurm"):
+        sweep(plan, "dask")
+    with pytest.raises(ValueError, match="--address joins a Ray cluster"):
+        sweep(plan, "local", address="localhost:6379")
+    assert cli(["sweep", "--profile", "smoke", "--chapters", "no-such-chapter"]) == 2
+    assert "unknown chapter(s) ['no-such-chapter']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli(["plan", "--profile", "smoke", "--tasks", "imdb"])
+    assert "invalid choice: 'imdb'" in capsys.readouterr().err
+    assert not (tmp_path / "rotten_tomatoes").exists() and not (tmp_path / "finetune").exists()
+
+
+def test_an_unreachable_ray_address_fails_within_seconds(tmp_path):
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    plan = write_plan(tmp_path / "ok.json", [_job(0, tmp_path)])
+    start = time.time()
+    with pytest.raises(ConnectionError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
+        sweep(plan, "ray", address=f"127.0.0.1:{port}")
+    assert time.time() - start < 10
+
+
+def test_two_workers_run_every_job_once_and_a_failure_blocks_only_its_dependents(tmp_path):
+    results = tmp_path / "results"
+    jobs = [_job(0, results), _job(1, results), _job(2, results, args={"lr": -1.0}),  # an invalid run: it fails
+            _job(3, results, after=("rt-2",)), _job(4, results, after=("rt-0",))]
+    plan = write_plan(tmp_path / "plan.json", jobs)
+    states = run(plan, workers=2, threads=1, poll=1)
+    assert states == {"rt-0": "done", "rt-1": "done", "rt-2": "failed", "rt-3": "blocked", "rt-4": "done"}
+    assert "lr must be > 0" in (tmp_path / "plan.json.state" / "rt-2.failed").read_text()
+    records = sorted((results / "finetune" / "rotten_tomatoes").glob("*.json"))
+    assert len(records) == 3  # seeds 0, 1 and 4: three runs (the failed one wrote nothing)
+    done = json.loads((tmp_path / "plan.json.state" / "rt-0.done").read_text())
+    assert done["record"].endswith(".json") and 0 <= done["score"] <= 1 and done["cached"] is False
+    assert run(plan, workers=2, threads=1, poll=1) == states  # a second run of a finished plan does nothing new
+
+
+def test_two_sweeps_of_one_run_on_one_results_folder_compute_it_once(tmp_path):
+    results = tmp_path / "results"
+    plans = [write_plan(tmp_path / f"{name}.json", [Job(name, "train-flat", "smoke", "finetune",
+                                                        {"task": "rotten_tomatoes", "seed": 0, "epochs": 6},
+                                                        results_dir=str(results))]) for name in ("a", "b")]
+    threads = [threading.Thread(target=run, args=(p,), kwargs={"workers": 2, "threads": 1, "poll": 1}) for p in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done = [json.loads((tmp_path / f"{n}.json.state" / f"{n}.done").read_text()) for n in ("a", "b")]
+    assert sorted(d["cached"] for d in done) == [False, True]  # one trained, the other read its record
+    assert len(list((results / "finetune" / "rotten_tomatoes").glob("*.json"))) == 1
+
+
+def test_a_killed_worker_leaves_a_run_the_next_sweep_resumes_to_the_same_record(tmp_path):
+    job = dict(task="rotten_tomatoes", seed=0, epochs=15)
+    whole = tmp_path / "whole"
+    run(write_plan(tmp_path / "whole.json", [Job("rt", "train-flat", "smoke", "finetune", job, results_dir=str(whole))]),
+        workers=1)
+    killed = tmp_path / "killed"
+    plan = write_plan(tmp_path / "killed.json", [Job("rt", "train-flat", "smoke", "finetune", job,
+                                                     results_dir=str(killed))])
+    worker = subprocess.Popen([sys.executable, "-m", "flatcompress.sweep.local", str(plan)])
+    folder = killed / "finetune" / "rotten_tomatoes"
+    deadline = time.time() + 120
+    while not list(folder.glob("*.partial.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert list(folder.glob("*.partial.pt")) and not list(folder.glob("*.json")), "killed mid-run"
+    jobs = load_plan(plan)
+    assert run_lock(jobs[0]).exists()  # the dead worker's lock is left behind...
+    assert job_states(jobs, plan.with_name("killed.json.state")) == {"rt": "waiting"}  # ...and seen as dead
+    assert run(plan, workers=1) == {"rt": "done"}
+    assert _records(killed) == _records(whole)
+
+
+def test_a_tier_plan_orders_runs_before_what_needs_them():
+    from flatcompress.reproduce import CHAPTERS
+
+    jobs = tier_plan("smoke", seeds=[0, 1])
+    position = {j.id: i for i, j in enumerate(jobs)}
+    assert all(position[a] < position[j.id] for j in jobs for a in j.after)  # a job comes after what it waits for
+    for j in jobs:
+        if j.method in ("sharpness", "one_shot", "cofi", "imp"):
+            assert f"ft-{j.args['task']}-{j.args['optimizer']}-{j.args['seed']}" in j.after
+    assert {j.chapter for j in jobs if j.method == "reproduce" and "seeds" in j.args} == set(CHAPTERS)
+    assert jobs[-1].method == "reproduce" and jobs[-1].args["seeds"] == [0, 1]
+    l1 = [j for j in jobs if "-l1-" in j.id]
+    assert l1 and all(j.args["l1"] == 1e-5 and j.args["optimizer"] == "adamw" for j in l1)  # the chapter's default
+    firsts = [j.id for j in jobs if j.method == "finetune"][:2]
+    assert firsts == ["ft-rotten_tomatoes-adamw-0", "ft-rotten_tomatoes-sam-0"]  # seed 0 first: a pilot for free
+    with pytest.raises(ValueError, match="unknown chapter"):
+        tier_plan("smoke", chapters=["nope"])
+
+
+def test_after_the_plan_the_chapters_compute_nothing_more(local_sweep):
+    results, plan = local_sweep
+    before = _records(results)
+    rows = describe(_small_plan(results))
+    assert all(r["record"] for r in rows) and all(r["minutes"] is not None for r in rows)  # every run has its record
+    assert set(sweep(plan, "local", workers=1, threads=1, poll=1).values()) == {"done"}  # + the chapters' notebooks
+    assert _records(results) == before
+
+
+def test_ray_with_two_workers_writes_the_records_of_the_local_engine(local_sweep, tmp_path):
+    pytest.importorskip("ray")
+    results = tmp_path / "results"
+    plan = sweep_plan(_small_plan(results, chapters=["lottery-tickets"]), "small")
+    assert set(sweep(plan, "ray", workers=2, threads=1, poll=5).values()) == {"done"}
+    ours, local = _records(results), _records(local_sweep[0])
+    assert ours == {name: r for name, r in local.items() if name.startswith(("finetune/", "imp/"))}  # IMP's part
+
+
+def test_the_slurm_engine_runs_through_submitit_without_a_cluster(local_sweep, tmp_path):
+    pytest.importorskip("submitit")
+    results = tmp_path / "results"
+    plan = sweep_plan(_small_plan(results, chapters=["lottery-tickets"]), "small")
+    states = sweep(plan, "slurm", workers=2, threads=1, poll=1, slurm={"cluster": "local", "time_min": 10})
+    assert set(states.values()) == {"done"}
+    ours, local = _records(results), _records(local_sweep[0])
+    assert ours == {name: r for name, r in local.items() if name.startswith(("finetune/", "imp/"))}
+    assert list((plan.with_name("small.json.state") / "slurm").rglob("*_log.out"))  # its logs, in the state folder
