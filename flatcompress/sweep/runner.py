@@ -90,10 +90,12 @@ def run_job(job: Job, state: Path, threads: int | None = None, stale_after: floa
 
 
 def summary(jobs: Sequence[Job], state: Path, started: float, workers: int = 1) -> str:
-    """One progress line: counts per state, and the time left at the mean time of the jobs done so far."""
+    """One progress line: counts per state, and the time left at the mean time the records of the jobs done so far
+    took to compute."""
     states = job_states(jobs, state)
     counts = {s: sum(v == s for v in states.values()) for s in STATES}
-    seconds = [json.loads((state / f"{j}.done").read_text()).get("seconds", 0) for j, s in states.items() if s == "done"]
+    done = [json.loads((state / f"{j}.done").read_text()) for j, s in states.items() if s == "done"]
+    seconds = [d.get("wall_time_s") or d.get("seconds", 0) for d in done]  # a record's own time, not a lookup's
     line = ", ".join(f"{n} {s}" for s, n in counts.items())
     if seconds and counts["waiting"] + counts["running"]:
         mean = sum(seconds) / len(seconds)
