@@ -152,6 +152,9 @@ def _verdict(estimate: Estimate | None, paper_sign: int, what: str, tasks: Seque
         return Verdict(INCONCLUSIVE, ours, tasks=tuple(tasks), gated=tuple(gated), reason="no healthy pair left")
     status, reason = stats.decide(estimate, paper_sign)
     ours = f"{what}: {estimate.text(digits, unit)}, {estimate.seeds} seed(s)" + (f"; {detail}" if detail else "")
+    if status == INCONCLUSIVE and estimate.half_width > 0:  # what "inconclusive" means at this tier
+        ours += (f"; the interval is ±{estimate.half_width:.{digits}f}{unit} wide: this tier cannot tell a smaller "
+                 f"effect from none")
     return Verdict(status, ours, estimate=estimate, tasks=tuple(tasks), gated=tuple(gated), reason=reason,
                    cells=dict(cells or {}))
 

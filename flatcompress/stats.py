@@ -208,6 +208,11 @@ class Estimate:
     def high(self) -> float:
         return float(np.percentile(self.draws, 97.5))
 
+    @property
+    def half_width(self) -> float:
+        """Half the 95% interval's width, in display units: about the smallest effect this evidence can detect."""
+        return self.scale * (self.high - self.low) / 2
+
     def text(self, digits: int = 1, unit: str = "") -> str:
         """`+1.2 [−0.3, +2.7]` in display units."""
         f = lambda v: f"{self.scale * v:+.{digits}f}".replace("-", "−")  # noqa: E731
