@@ -47,7 +47,8 @@ from scipy import stats as _scipy_stats
 from flatcompress.predictions import read_evaluation
 
 __all__ = ["ModelEval", "Health", "Estimate", "health", "floor", "score_se", "compare", "compare_scalars", "pool",
-           "decide", "sign_test", "seed_correction", "t_correction", "MIN_SEEDS", "N_RESAMPLES", "STATUSES"]
+           "decide", "sign_test", "seed_correction", "t_correction", "projected_half_width", "seeds_needed", "MIN_SEEDS",
+           "N_RESAMPLES", "STATUSES"]
 
 MIN_SEEDS = 3  # fewer seeds on a side: no seed variance to speak of, nothing is decided
 N_RESAMPLES = 2000
@@ -199,6 +200,9 @@ class Estimate:
     seeds: int
     method: str
     scale: float = 100.0
+    # from `compare`: per side, the variance of one seed's value (ddof 1) and its seeds; the dev-set variance the seeds
+    # share (what more seeds do not remove). `projected_half_width` extrapolates from them.
+    components: tuple[tuple[tuple[float, int], ...], float] | None = field(default=None, repr=False, compare=False)
 
     @property
     def low(self) -> float:
@@ -270,7 +274,7 @@ def compare(sides: Sequence[tuple[float, Sequence[Unit]]], n_resamples: int = N_
         return deviations[id(m)]
 
     value, seed_total, example_total, private = 0.0, np.zeros(n_resamples), np.zeros(n_resamples), 0.0
-    variances = []  # (variance of the side's mean over seeds, its degrees of freedom)
+    variances, spreads = [], []  # (variance of the side's mean over seeds, its degrees of freedom); (s², seeds)
     for sign, units in sides:
         values = np.array([sum(w * m.score for w, m in unit) for unit in units])
         k = len(units)
@@ -279,6 +283,7 @@ def compare(sides: Sequence[tuple[float, Sequence[Unit]]], n_resamples: int = N_
         if k > 1:  # the bootstrap's variance of a mean is (k-1)/k of the unbiased one
             seed_total += sign * math.sqrt(k / (k - 1)) * (values[pick].mean(1) - values.mean())
             variances.append((float(np.var(values, ddof=1)) / k, k - 1))
+        spreads.append((float(np.var(values, ddof=1)) if k > 1 else 0.0, k))
         deltas = np.array([sum(w * deviation(m) for w, m in unit) for unit in units])  # (k, B)
         example_total += sign * deltas.mean(0)
         if k > 1:  # the part of each unit's example noise that is its own is already in the spread over seeds
@@ -292,7 +297,28 @@ def compare(sides: Sequence[tuple[float, Sequence[Unit]]], n_resamples: int = N_
     seeds = min(len(units) for _, units in sides)
     how = "paired bootstrap over seeds and dev examples" if len(paired) == len(models) else \
         "bootstrap over seeds; normal approximation over dev examples (records without per-example predictions)"
-    return Estimate(value, value + total, seeds, how, scale)
+    return Estimate(value, value + total, seeds, how, scale, (tuple(spreads), float(np.var(example_total))))
+
+
+def projected_half_width(estimate: Estimate, seeds: int) -> float:
+    """The half-width (display units) of the 95% interval `compare` would give with `seeds` seeds on every side,
+    from a pilot's estimate: each side's seed variance s² as measured, the dev-set variance the seeds share as it is;
+
+        half-width ≈ 1.96 √(c² Σ_side s²/K + V_shared),  c = t-correction for K − 1 degrees of freedom per side."""
+    if estimate.components is None:
+        raise ValueError("a projection needs an estimate from `compare`")
+    spreads, shared = estimate.components
+    if seeds < 2 or any(k < 2 for _, k in spreads):
+        raise ValueError("a projection needs at least 2 pilot seeds on every side, and seeds >= 2")
+    seed_part = [(s2 / seeds, seeds - 1) for s2, _ in spreads]
+    c = t_correction(seed_part)
+    return estimate.scale * 1.959964 * math.sqrt(c ** 2 * sum(v for v, _ in seed_part) + shared)
+
+
+def seeds_needed(estimate: Estimate, half_width: float, most: int = 50) -> int | None:
+    """The fewest seeds per side whose projected 95% half-width (display units) is at most `half_width`; None when
+    even `most` seeds are not enough (the shared dev-set variance alone can be too wide)."""
+    return next((k for k in range(2, most + 1) if projected_half_width(estimate, k) <= half_width), None)
 
 
 def compare_scalars(sides: Sequence[tuple[float, Sequence[float]]], n_resamples: int = N_RESAMPLES, seed: int = 0,

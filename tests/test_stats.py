@@ -134,3 +134,21 @@ def test_no_effect_is_decided_rarely(k, sd_seed):
 def test_a_clear_effect_is_reproduced():
     rng = np.random.default_rng(5)
     assert [_trial(rng, 5, effect=0.1, sd_seed=0.01) for _ in range(10)] == ["reproduced"] * 10
+
+
+def test_projected_half_widths_follow_the_formula_and_agree_with_the_bootstrap():
+    # by hand: s² = 4e-4 per side, K = 4: Welch df = 6, t(0.975, 6) = 2.446912, so the half-width in points is
+    # 100 × 2.446912 × √(2 × 4e-4 / 4) = 3.4605
+    by_hand = stats.Estimate(0.0, np.zeros(10), 3, "test", components=(((4e-4, 3), (4e-4, 3)), 0.0))
+    assert stats.projected_half_width(by_hand, 4) == pytest.approx(100 * 2.446912 * math.sqrt(2e-4), rel=1e-4)
+    assert stats.seeds_needed(by_hand, 1.5) == 15  # 100 × t(28) × √(8e-4 / 15) = 1.496; 14 seeds: 1.554
+    shared_only = stats.Estimate(0.0, np.zeros(10), 3, "test", components=(((1e-8, 3), (1e-8, 3)), 1e-4))
+    assert stats.projected_half_width(shared_only, 40) == pytest.approx(1.96, rel=1e-2)
+    assert stats.seeds_needed(shared_only, 1.5) is None  # the dev set alone is wider than the target
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 800)
+    sides = [[[(1.0, _model(y, np.where(rng.random(800) < 0.8 + 0.03 * rng.standard_normal(), y, 1 - y)))]
+              for _ in range(4)] for _ in range(2)]
+    pilot = stats.compare([(1.0, sides[0]), (-1.0, sides[1])])
+    assert stats.projected_half_width(pilot, 4) == pytest.approx(pilot.half_width, rel=0.15)  # its own seeds
+    assert stats.projected_half_width(pilot, 10) < stats.projected_half_width(pilot, 5) < pilot.half_width
