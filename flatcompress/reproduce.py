@@ -51,14 +51,42 @@ CHAPTERS: dict[str, BookChapter] = {c.name: c for c in [
 _RESERVED = {"profile", "compute", "tasks", "seeds", "results_dir"}
 
 
+BOOK_URL = "https://raw.githubusercontent.com/flatcompress/flatcompress/v{version}/book/"
+
+
 def book_dir() -> Path:
-    """The checkout's `book/` folder (the chapters are notebooks in the repository, not in the package)."""
+    """The checkout's `book/` folder; without a checkout (`pip install flatcompress`, Colab) the chapter notebooks of
+    this version, downloaded once from the release tag (`$FLATCOMPRESS_BOOK_URL` overrides where from) into
+    `~/.cache/flatcompress/book-<version>/`."""
     checkout = checkout_root()
-    if checkout is None:
-        raise FileNotFoundError("the chapters are notebooks in the flatcompress repository's book/ folder: run "
-                                "`flatcompress reproduce` inside a clone (or with flatcompress installed from one, "
-                                "pip install -e)")
-    return checkout / "book"
+    if checkout is not None:
+        return checkout / "book"
+    import os
+    import urllib.request
+
+    import flatcompress
+
+    base = os.environ.get("FLATCOMPRESS_BOOK_URL") or BOOK_URL.format(version=flatcompress.__version__)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flatcompress"
+    folder = cache / f"book-{flatcompress.__version__}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for chapter in CHAPTERS.values():
+        target = folder / chapter.notebook
+        if target.is_file():
+            continue
+        url = base.rstrip("/") + "/" + chapter.notebook
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                text = response.read()
+            json.loads(text)  # a notebook, not an error page
+        except (OSError, ValueError) as exc:
+            raise FileNotFoundError(f"no flatcompress checkout here, and the chapter notebooks could not be fetched "
+                                    f"from {url} ({exc}); clone the repository, or set FLATCOMPRESS_BOOK_URL to a "
+                                    f"folder of them (file:///path/to/book/)") from None
+        partial = target.with_suffix(".part")
+        partial.write_bytes(text)
+        partial.replace(target)
+    return folder
 
 
 def parse_parameters(items: Sequence[str]) -> dict[str, Any]:
