@@ -197,3 +197,19 @@ def test_the_slurm_engine_runs_through_submitit_without_a_cluster(local_sweep, t
     ours, local = _records(results), _records(local_sweep[0])
     assert ours == {name: r for name, r in local.items() if name.startswith(("finetune/", "imp/"))}
     assert list((plan.with_name("small.json.state") / "slurm").rglob("*_log.out"))  # its logs, in the state folder
+
+
+def test_a_ray_task_that_crashed_is_a_failure_unless_it_never_could_start(tmp_path):
+    from flatcompress.sweep.ray_engine import _record_crash
+
+    class DeadWorker:
+        @staticmethod
+        def get(ref):
+            raise RuntimeError("worker died")
+
+    first, second = _job(0, tmp_path), _job(1, tmp_path, after=("rt-0",))
+    _record_crash(DeadWorker, second, None, tmp_path)  # rt-0 never finished: blocked, not failed
+    assert not (tmp_path / "rt-1.failed").exists()
+    _record_crash(DeadWorker, first, None, tmp_path)
+    assert "worker died" in (tmp_path / "rt-0.failed").read_text()
+    assert job_states([first, second], tmp_path) == {"rt-0": "failed", "rt-1": "blocked"}

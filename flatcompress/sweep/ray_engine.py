@@ -66,14 +66,28 @@ def run(jobs: Sequence[Job], state: Path, workers: int = 2, threads: int = 1, gp
     ray.init(runtime_env={"env_vars": env}, log_to_driver=False, **options)
     started = time.time()
     try:
-        task = ray.remote(_task).options(num_cpus=threads, num_gpus=gpus, max_retries=0)
+        # A worker that dies (killed, out of memory) is retried: a job resumes from its last finished epoch.
+        task = ray.remote(_task).options(num_cpus=threads, num_gpus=gpus, max_retries=3)
         refs = {}
         for job in jobs:  # a plan lists a job after what it waits for
             refs[job.id] = task.remote(job.to_dict(), str(state), threads, stale_after, *(refs[a] for a in job.after))
         pending = list(refs.values())
         while pending:
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=poll)
+            finished, pending = ray.wait(pending, num_returns=len(pending), timeout=poll)
+            for job in jobs:
+                if refs[job.id] in finished:
+                    _record_crash(ray, job, refs[job.id], state)
             print(summary(jobs, state, started, workers), flush=True)
     finally:
         ray.shutdown()
     return report(jobs, state, started)
+
+
+def _record_crash(ray, job: Job, ref, state: Path) -> None:
+    """A task that raised (its worker died more often than it is retried) leaves `<id>.failed`, unless what it
+    waits for did not finish (then it is blocked, which the states tell without a file)."""
+    try:
+        ray.get(ref)
+    except Exception as exc:  # noqa: BLE001 - any task error is reported as the job's failure
+        if all((state / f"{a}.done").exists() for a in job.after) and not (state / f"{job.id}.done").exists():
+            (state / f"{job.id}.failed").write_text(f"the Ray task ended with an error: {exc}\n")
