@@ -26,8 +26,9 @@ from flatcompress.sweep.runner import state_dir
 
 def _one(engine: str, workers: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
-        jobs = [j for j in tier_plan("smoke", seeds=[0, 1, 2, 3], chapters=["train-flat", "pruning-without-retraining"],
-                                     results_dir=folder) if j.method != "reproduce" and not j.id.startswith("sharpfull")]
+        plan = tier_plan("smoke", seeds=[0, 1, 2, 3], chapters=["train-flat", "pruning-without-retraining"],
+                         results_dir=folder)
+        jobs = [j for j in plan if j.method != "reproduce" and not j.id.startswith("sharpfull")]
         plan = sweep_plan(jobs, "bench")
         start = time.perf_counter()
         states = sweep(plan, engine, workers=workers, threads=1, poll=600)
