@@ -47,8 +47,8 @@ from scipy import stats as _scipy_stats
 from flatcompress.predictions import read_evaluation
 
 __all__ = ["ModelEval", "Health", "Estimate", "health", "floor", "score_se", "compare", "compare_scalars", "pool",
-           "decide", "sign_test", "seed_correction", "t_correction", "projected_half_width", "seeds_needed", "MIN_SEEDS",
-           "N_RESAMPLES", "STATUSES"]
+           "decide", "sign_test", "seed_correction", "t_correction", "projected_half_width", "seeds_needed",
+           "MIN_SEEDS", "N_RESAMPLES", "STATUSES"]
 
 MIN_SEEDS = 3  # fewer seeds on a side: no seed variance to speak of, nothing is decided
 N_RESAMPLES = 2000
@@ -304,7 +304,8 @@ def projected_half_width(estimate: Estimate, seeds: int) -> float:
     """The half-width (display units) of the 95% interval `compare` would give with `seeds` seeds on every side,
     from a pilot's estimate: each side's seed variance s² as measured, the dev-set variance the seeds share as it is;
 
-        half-width ≈ 1.96 √(c² Σ_side s²/K + V_shared),  c = t-correction for K − 1 degrees of freedom per side."""
+        half-width ≈ 1.96 √(c² Σ_side s²/K + V_shared),
+        c = the t-correction for K − 1 degrees of freedom per side."""
     if estimate.components is None:
         raise ValueError("a projection needs an estimate from `compare`")
     spreads, shared = estimate.components

@@ -23,8 +23,8 @@ from flatcompress.sweep.runner import job_states, run_lock
 
 
 def _job(i, results, **kw):
-    return Job(f"rt-{i}", "train-flat", "smoke", "finetune", {"task": "rotten_tomatoes", "seed": i, **kw.pop("args", {})},
-               results_dir=str(results), **kw)
+    args = {"task": "rotten_tomatoes", "seed": i, **kw.pop("args", {})}
+    return Job(f"rt-{i}", "train-flat", "smoke", "finetune", args, results_dir=str(results), **kw)
 
 
 def _timeless(value):
@@ -131,8 +131,8 @@ def test_two_sweeps_of_one_run_on_one_results_folder_compute_it_once(tmp_path):
 def test_a_killed_worker_leaves_a_run_the_next_sweep_resumes_to_the_same_record(tmp_path):
     job = dict(task="rotten_tomatoes", seed=0, epochs=15)
     whole = tmp_path / "whole"
-    run(write_plan(tmp_path / "whole.json", [Job("rt", "train-flat", "smoke", "finetune", job, results_dir=str(whole))]),
-        workers=1)
+    run(write_plan(tmp_path / "whole.json", [Job("rt", "train-flat", "smoke", "finetune", job,
+                                                   results_dir=str(whole))]), workers=1)
     killed = tmp_path / "killed"
     plan = write_plan(tmp_path / "killed.json", [Job("rt", "train-flat", "smoke", "finetune", job,
                                                      results_dir=str(killed))])

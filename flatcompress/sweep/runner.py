@@ -68,8 +68,9 @@ def try_run(job: Job, state: Path, threads: int | None = None, stale_after: floa
     (state / f"{job.id}.failed").unlink(missing_ok=True)  # a rerun of a failed job
     start = time.time()
     try:
-        with open(state / f"{job.id}.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            result = execute(job)
+        with open(state / f"{job.id}.log", "a") as log:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                result = execute(job)
         result["seconds"] = time.time() - start
         (state / f"{job.id}.done").write_text(json.dumps(result, default=str) + "\n")
         return "done"
