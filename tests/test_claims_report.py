@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -214,11 +215,28 @@ def test_paper_vs_ours_puts_the_papers_cell_next_to_ours():
     assert pd.isna(report.paper_mean("table3", ("5e-3", "SAM"), "rotten_tomatoes"))
 
 
-def test_gpu_hours_are_examples_times_passes_over_throughput():
-    hours = costs.finetune_gpu_hours("colab", tasks=["rte"])  # 10 epochs, Adam (1 pass) + SAM (2), 3 seeds
-    assert hours == pytest.approx(2_490 * 10 * 3 * 3 / costs.ASSUMED_EXAMPLES_PER_SECOND / 3600)
+def test_gpu_hours_come_from_the_plan_and_the_measured_throughput(tmp_path):
+    from flatcompress.profiles import get_profile
+    from flatcompress.sweep.jobs import Job
+
+    job = Job("ft", "train-flat", "colab", "finetune", {"task": "rte", "optimizer": "sam", "seed": 0})
+    assert costs.job_passes(job, get_profile("colab")) == pytest.approx(10 * (2_490 * 2 + 277 / 3))  # 10 epochs
+    hours, source = costs.plan_gpu_hours("colab", "T4", gpu_check=tmp_path / "none.json")
+    assert source == "reference value, not measured here"
+    # a gpu-check record of a T4 measuring twice the reference throughput halves every estimate
+    rows = [{"model": "bert-base (random init)", "precision": "fp16", "optimizer": "adamw", "examples_per_second": 300.0}]
+    (tmp_path / "gpu_check.json").write_text(json.dumps({"device": "Tesla T4", "bf16_native": False, "checks": [
+        {"check": "throughput", "status": "passed", "rows": rows}]}))
+    measured, source = costs.plan_gpu_hours("colab", "T4", gpu_check=tmp_path / "gpu_check.json")
+    assert source == "measured on Tesla T4 (fp16)"
+    assert measured == pytest.approx({chapter: h / 2 for chapter, h in hours.items()})
+    # the colab tier's promise: each chapter, alone on a fresh runtime, fits one Colab session
+    assert max(costs.chapter_gpu_hours("colab", "T4").values()) <= 3.0
+    assert max(costs.chapter_gpu_hours("colab", "A100").values()) <= 0.5
     with pytest.raises(ValueError, match="measured"):
-        costs.finetune_gpu_hours("cpu")
+        costs.plan_gpu_hours("cpu")
+    with pytest.raises(ValueError, match="make gpu-check"):
+        costs.throughput("MI300")
 
 
 def test_toy_worst_case_lifts_the_sharp_minimum_above_the_flat_one():

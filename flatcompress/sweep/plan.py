@@ -97,6 +97,9 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                 if task in _tasks(tier, "pruning-without-retraining") and runs("pruning-without-retraining", task, seed):
                     add(f"oneshot-{task}-{optimizer}-{seed}", "pruning-without-retraining", "one_shot", [run],
                         task=task, optimizer=optimizer, seed=seed)
+                if task in _tasks(tier, "quantization") and runs("quantization", task, seed):
+                    add(f"quant-{task}-{optimizer}-{seed}", "quantization", "quantization", [run], task=task,
+                        optimizer=optimizer, seed=seed, settings=_parameter("quantization", "settings"))
                 if task in _tasks(tier, "structured-pruning") and runs("structured-pruning", task, seed):
                     add(f"cofi-{task}-{optimizer}-{seed}", "structured-pruning", "cofi", [run], task=task,
                         optimizer=optimizer, seed=seed)
