@@ -35,7 +35,7 @@ def _import_everything() -> None:
     code_version()
 
 
-def work(plan: str | Path, state: str | Path | None = None, threads: int = 1, poll: float = 5.0,
+def work(plan: str | Path, state: str | Path | None = None, threads: int = 1, poll: float = 1.0,
          stale_after: float | None = None) -> int:
     """One worker: run jobs until none is left that it could run; returns how many it ran."""
     _import_everything()
@@ -71,7 +71,7 @@ def run(plan: str | Path, workers: int = 2, threads: int = 1, state: str | Path 
     folder.mkdir(parents=True, exist_ok=True)
     started = time.time()
     if workers == 1:
-        work(plan, folder, threads, min(poll, 5.0), stale_after)
+        work(plan, folder, threads, min(poll, 1.0), stale_after)
         return report(jobs, folder, started)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false"}
