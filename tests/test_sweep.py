@@ -41,8 +41,9 @@ def _records(results: Path) -> dict[str, str]:
             for r in iter_records(results)}
 
 
-def _small_plan(results: Path, runs_only: bool = True, chapters=("train-flat", "lottery-tickets")) -> list[Job]:
-    """The smoke plan of Train flat and the lottery chapter on one task and seed (IMP chains after fine-tuning)."""
+def _small_plan(results: Path, runs_only: bool = True,
+                chapters=("pruning-without-retraining", "lottery-tickets", "quantization")) -> list[Job]:
+    """The smoke plan of three chapters on one task and seed (IMP chains after fine-tuning)."""
     jobs = tier_plan("smoke", seeds=[0], chapters=list(chapters), results_dir=str(results), tasks=["rotten_tomatoes"])
     return [j for j in jobs if j.method != "reproduce"] if runs_only else jobs
 
@@ -164,6 +165,13 @@ def test_a_tier_plan_orders_runs_before_what_needs_them():
     assert jobs[-1].method == "reproduce" and jobs[-1].args["seeds"] == [0, 1]
     l1 = [j for j in jobs if "-l1-" in j.id]
     assert l1 and all(j.args["l1"] == 1e-5 and j.args["optimizer"] == "adamw" for j in l1)  # the chapter's default
+    # Train flat's own runs: sharpness of every model, the full-space search and dropout replay on its first task
+    # and seed (replay for SAM only), as the notebook makes them; quantization with the chapter's settings
+    ids = {j.id for j in jobs}
+    assert {"sharpfull-rotten_tomatoes-adamw-0", "sharpfull-rotten_tomatoes-sam-0", "replay-rotten_tomatoes-sam-0",
+            "sharp-reuters8-sam-1-0"} <= ids
+    assert not {"sharpfull-rotten_tomatoes-adamw-1", "replay-rotten_tomatoes-adamw-0", "replay-reuters8-sam-0"} & ids
+    assert next(j for j in jobs if j.id == "quant-reuters8-sam-1").args["settings"][0] == "torch-ao"
     firsts = [j.id for j in jobs if j.method == "finetune"][:2]
     assert firsts == ["ft-rotten_tomatoes-adamw-0", "ft-rotten_tomatoes-sam-0"]  # seed 0 first: a pilot for free
     with pytest.raises(ValueError, match="unknown chapter"):

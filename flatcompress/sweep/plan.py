@@ -12,6 +12,7 @@ model while its checkpoint is on disk.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Sequence
 
@@ -39,6 +40,7 @@ def _full_space(tier: Profile) -> bool:
     return full_space_fits(sum(p.numel() for p in meta_model(architecture).parameters()))
 
 
+@functools.lru_cache(maxsize=None)
 def _parameter(chapter: str, name: str):
     """A chapter's default for one of its parameters, read from its notebook (the plan runs what the chapter runs)."""
     import ast
