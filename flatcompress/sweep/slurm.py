@@ -64,8 +64,11 @@ def run(jobs: Sequence[Job], state: Path, workers: int = 2, threads: int = 1, gp
             previous = [executor.submit(_task, job.to_dict(), str(state), threads, stale_after) for job in level]
         submitted += previous
         if not on_slurm:
-            for handle in previous:
-                handle.result()
+            for job, handle in zip(level, previous):
+                try:
+                    handle.result()
+                except Exception as exc:  # noqa: BLE001 - the job's process died: a failure, the rest go on
+                    (state / f"{job.id}.failed").write_text(f"the submitit job ended with an error: {exc}\n")
             print(summary(jobs, state, started, workers), flush=True)
     while not all(h.done() for h in submitted):
         print(summary(jobs, state, started, workers), flush=True)
