@@ -38,6 +38,7 @@ benchmark: install
 	$(BIN)/python benchmarks/sam_vs_adamw.py
 	$(BIN)/python benchmarks/imp_overhead.py
 	$(BIN)/python benchmarks/mask_size.py
+	$(BIN)/python benchmarks/sharpness_cost.py
 	$(BIN)/python benchmarks/sweep_throughput.py
 	$(BIN)/python benchmarks/quantize_speed.py
 	$(BIN)/python benchmarks/cofi_speed.py

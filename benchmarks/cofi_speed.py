@@ -2,10 +2,10 @@
 
 CoFi's pruned models are small dense networks, so removing structures speeds them up on any hardware
 (the paper, via CoFi, reports about 10x at 95% sparsity for BERT-base on a GPU). This script prunes
-MiniLM-L6 to CoFi sparsities with `flatcompress.structured.uniform_gates` (the same fraction of heads and
+MiniLM-L6 to CoFi sparsities with `flatcompress.cofi.shapes.uniform_gates` (the same fraction of heads and
 FFN units kept in every layer: a stand-in for a learned structure) and to the structures that CoFi runs
 learned (the heads, FFN units and hidden width their records keep in each layer); it times each with
-`flatcompress.quantize.latency` (batch 1 and 32, length 128, warm-up, median) next to the dense model.
+`flatcompress.quantization.quantize.latency` (batch 1 and 32, length 128, warm-up, median) next to the dense model.
 
     python benchmarks/cofi_speed.py [--keep 0.4 0.05] [--records results/cpu/cofi/...json ...]
 
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
-from flatcompress.cofi_model import GatedBert, prune_physically
+from flatcompress.book.report import OPTIMIZER_ROW
+from flatcompress.cofi.model import GatedBert, prune_physically
+from flatcompress.cofi.shapes import CoFiGates, EncoderShape, uniform_gates
 from flatcompress.models import load_model
 from flatcompress.provenance import provenance
-from flatcompress.quantize import latency
+from flatcompress.quantization.quantize import latency
 from flatcompress.records import iter_records, read_record, write_record
-from flatcompress.report import OPTIMIZER_ROW
-from flatcompress.structured import CoFiGates, EncoderShape, uniform_gates
 from flatcompress.tasks import get_task
 
 

@@ -78,11 +78,12 @@ def precision_matrix(tmp: Path) -> dict[str, Any]:
 
 
 def masks_on_device(tmp: Path) -> dict[str, Any]:
+    from flatcompress import get_profile
+    from flatcompress.masks import prunable_names
     from flatcompress.models import load_model
-    from flatcompress.pruning import prunable_names, random_masks
+    from flatcompress.pruning.magnitude import random_masks
     from flatcompress.tasks import get_task
     from flatcompress.training import finetune
-    from flatcompress import get_profile
 
     model = load_model("tiny", get_task("rotten_tomatoes"))
     masks = random_masks(model, 0.5, 0, prunable_names(model))
@@ -95,9 +96,9 @@ def masks_on_device(tmp: Path) -> dict[str, Any]:
 
 
 def measurements_on_device(tmp: Path) -> dict[str, Any]:
-    from flatcompress.dropout_replay import measure_dropout_replay
-    from flatcompress.oneshot import one_shot_sweep
-    from flatcompress.sharpness_records import measure_sharpness
+    from flatcompress.flatness.dropout_replay import measure_dropout_replay
+    from flatcompress.flatness.sharpness_records import measure_sharpness
+    from flatcompress.pruning.oneshot import one_shot_sweep
 
     run = _smoke(tmp)
     oneshot = one_shot_sweep(run, (0.0, 0.5), results_dir=tmp, device=DEVICE)
@@ -109,7 +110,7 @@ def measurements_on_device(tmp: Path) -> dict[str, Any]:
 
 def cofi_on_device(tmp: Path) -> dict[str, Any]:
     from flatcompress import get_profile
-    from flatcompress.cofi import CoFiSettings, cofi
+    from flatcompress.cofi.run import CoFiSettings, cofi
 
     teacher = _smoke(tmp)
     record = cofi(teacher, CoFiSettings(**get_profile("smoke").cofi), results_dir=tmp, progress=False, device=DEVICE)
@@ -117,8 +118,8 @@ def cofi_on_device(tmp: Path) -> dict[str, Any]:
 
 
 def minilm_finetune(tmp: Path) -> dict[str, Any]:
-    from flatcompress.training import finetune
     from flatcompress.config import FinetuneConfig
+    from flatcompress.training import finetune
 
     rows = []
     for precision in ("fp16", "bf16"):
@@ -176,7 +177,7 @@ def throughput(tmp: Path) -> dict[str, Any]:
 
 
 def chapters(tmp: Path) -> dict[str, Any]:
-    from flatcompress.reproduce import reproduce
+    from flatcompress.book.reproduce import reproduce
 
     rows = reproduce("smoke", results_dir=tmp / "smoke", progress=False)
     return {"summary_rows": len(rows)}

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from flatcompress import get_profile
-from flatcompress.imp import imp
 from flatcompress.provenance import provenance
+from flatcompress.pruning.imp import imp
 from flatcompress.records import write_record
 
 SCHEDULE = (0.0, 0.3, 0.5)

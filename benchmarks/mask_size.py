@@ -2,7 +2,7 @@
 
 The target is about one bit per prunable weight plus a small header (about 11 MB for BERT-base's
 85,524,480 prunable weights). Each model is built on the `meta` device, a random mask at 50% over
-its prunable set is written with `flatcompress.mask_files.save_masks`, and the file's size is
+its prunable set is written with `flatcompress.pruning.mask_files.save_masks`, and the file's size is
 divided by the number of prunable weights; the file is read back and compared.
 
     python benchmarks/mask_size.py
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-from flatcompress.mask_files import load_masks, save_masks
+from flatcompress.masks import prunable_count, prunable_names
 from flatcompress.provenance import provenance
-from flatcompress.pruning import meta_model, prunable_count, prunable_names, random_masks
+from flatcompress.pruning.magnitude import meta_model, random_masks
+from flatcompress.pruning.mask_files import load_masks, save_masks
 from flatcompress.records import write_record
 
 MODELS = {"bert-base": True, "minilm-l6": False}  # architecture: is the pooler prunable

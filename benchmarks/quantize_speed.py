@@ -2,7 +2,7 @@
 
 The paper reports int8 dynamic quantization as 2.5x smaller and 1.5-2x faster for BERT-base (§3.4.5).
 The targets here: at least 1.4x faster and, with the embeddings quantized too, at least 2.5x smaller.
-`flatcompress.quantize.size_and_speed` measures, for every back-end with and without the embeddings, the
+`flatcompress.quantization.quantize.size_and_speed` measures, for every back-end with and without the embeddings, the
 serialized size and the median latency (batch 1 and 32, length 128, warm-up, median of repeats) against
 the fp32 torch model, and also times the fp32 ONNX Runtime model (part of ONNX Runtime's speed-up is not
 int8 at all). All models run with the same thread count.
@@ -19,7 +19,7 @@ import torch
 
 from flatcompress.models import load_model
 from flatcompress.provenance import provenance
-from flatcompress.quantize import size_and_speed
+from flatcompress.quantization.quantize import size_and_speed
 from flatcompress.records import write_record
 from flatcompress.tasks import get_task
 

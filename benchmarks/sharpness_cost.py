@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from flatcompress.data import encode, load_task, pad_collate
+from flatcompress.flatness.sharpness import RandomSubspace, batches_loss, epsilon_sharpness
 from flatcompress.models import load_model, load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.records import write_record
-from flatcompress.sharpness import RandomSubspace, batches_loss, epsilon_sharpness
 from flatcompress.tasks import get_task
 
 

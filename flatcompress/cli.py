@@ -73,7 +73,7 @@ def _run(args: argparse.Namespace, save_checkpoint: bool):
 
 
 def _cmd_sharpness(args: argparse.Namespace) -> int:
-    from flatcompress.sharpness_records import measure_sharpness
+    from flatcompress.flatness.sharpness_records import measure_sharpness
 
     settings = dict(get_profile(args.profile).sharpness)
     if args.sharpness_examples is not None:
@@ -88,7 +88,7 @@ def _cmd_sharpness(args: argparse.Namespace) -> int:
 
 
 def _cmd_imp(args: argparse.Namespace) -> int:
-    from flatcompress.imp import imp
+    from flatcompress.pruning.imp import imp
 
     config, results_dir = _config(args)
     record = imp(config, args.schedule or get_profile(args.profile).imp_schedule, rewind=not args.no_rewind,
@@ -102,7 +102,7 @@ def _cmd_imp(args: argparse.Namespace) -> int:
 
 def _cmd_oneshot(args: argparse.Namespace) -> int:
     from flatcompress.config import check_sparsity
-    from flatcompress.oneshot import one_shot_sweep
+    from flatcompress.pruning.oneshot import one_shot_sweep
 
     sparsities = [check_sparsity(s) for s in args.sparsities or get_profile(args.profile).oneshot_sparsities]
     result, results_dir = _run(args, save_checkpoint=True)
@@ -113,7 +113,7 @@ def _cmd_oneshot(args: argparse.Namespace) -> int:
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    from flatcompress.quantization_records import measure_quantization, parse_setting
+    from flatcompress.quantization.quantize_records import measure_quantization, parse_setting
 
     settings = args.settings or ["torch-ao"]
     for setting in settings:
@@ -128,7 +128,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _cmd_cofi(args: argparse.Namespace) -> int:
-    from flatcompress.cofi import CoFiSettings, cofi
+    from flatcompress.cofi.run import CoFiSettings, cofi
 
     overrides = {k: v for k, v in (("target", args.target), ("prune_epochs", args.prune_epochs)) if v is not None}
     settings = CoFiSettings(**{**get_profile(args.profile).cofi, **overrides})  # checked before any work
@@ -143,7 +143,7 @@ def _cmd_cofi(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from flatcompress.reproduce import parse_parameters, reproduce
+    from flatcompress.book.reproduce import parse_parameters, reproduce
 
     rows = reproduce(args.profile, args.chapters, args.tasks, args.seeds, parse_parameters(args.p or []),
                      args.results_dir, progress=not args.quiet)

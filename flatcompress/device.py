@@ -13,7 +13,7 @@ $$g = \frac{1}{S} \nabla_w (S \cdot L).$$
 
 A step whose gradients overflow (inf or NaN) is skipped entirely and $S$ halves; after `growth_interval` finite
 steps in a row $S$ doubles. SAM reads the gradient twice (its perturbation and its update): both passes are
-unscaled, and an overflow in either skips the whole step with the weights restored (`flatcompress.sam.SAM`).
+unscaled, and an overflow in either skips the whole step with the weights restored (`flatcompress.flatness.sam.SAM`).
 """
 
 from __future__ import annotations

@@ -1,23 +1,57 @@
-"""Fixed binary masks over named weights, kept exactly zero through training.
+r"""Fixed binary masks over named weights, kept exactly zero through training.
 
 A mask is `{parameter name: bool tensor}` (True = keep). `apply_masks` zeroes the pruned
 weights; the fine-tuning loop also zeroes their gradients before every optimizer step (so
 the optimizer's moments stay zero there) and re-applies the mask after it, which keeps the
 zeros exact whatever the optimizer does (weight decay, SAM's perturbation, rounding).
+
+**What is prunable.** The six weight matrices of every encoder layer (attention query, key, value
+and output, the intermediate and the output dense layers) plus the pooler's dense weight when the
+model has a trained one. Embeddings, biases, LayerNorm and the task head are never pruned. For
+BERT-base that is $12\,(4 \cdot 768^2 + 2 \cdot 768 \cdot 3072) + 768^2 = 85{,}524{,}480$ weights.
+MiniLM-L6 keeps its pooler out: it was never trained (sentence-transformers pools by the mean) and
+its weights are ~5x smaller than the encoder's, so global magnitude pruning would remove it first and
+cut the classifier off from the input (`ModelSpec.pooler_pretrained`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
 
-__all__ = ["Masks", "Ticket", "apply_masks", "check_masks_fit", "mask_gradients", "masks_on", "masks_sparsity",
-           "masks_fingerprint"]
+__all__ = ["Masks", "Ticket", "prunable_names", "prunable_count", "apply_masks", "check_masks_fit", "mask_gradients",
+           "masks_on", "masks_sparsity", "masks_fingerprint"]
 
 Masks = Mapping[str, torch.Tensor]
+
+
+_ENCODER = re.compile(r"(^|\.)encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
+                      r"|intermediate\.dense|output\.dense)\.weight$")
+_POOLER = re.compile(r"(^|\.)pooler\.dense\.weight$")
+
+
+def prunable_names(model: torch.nn.Module, include_pooler: bool = True) -> list[str]:
+    """The names of the prunable weights of a BERT-style model, in the model's parameter order.
+
+    `include_pooler=False` leaves the pooler out (for a model whose pooler is untrained: see the module
+    docstring). A model with no encoder layers matching the pattern is an error, not an empty set.
+    """
+    names = [n for n, _ in model.named_parameters()
+             if _ENCODER.search(n) or (include_pooler and _POOLER.search(n))]
+    if not any(_ENCODER.search(n) for n in names):
+        raise ValueError(f"{type(model).__name__} has no BERT-style encoder weights (encoder.layer.N.attention...) "
+                         "to prune")
+    return names
+
+
+def prunable_count(model: torch.nn.Module, include_pooler: bool = True) -> int:
+    """How many weights the prunable set holds."""
+    params = dict(model.named_parameters())
+    return sum(params[n].numel() for n in prunable_names(model, include_pooler))
 
 
 @dataclass(frozen=True)

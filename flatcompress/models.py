@@ -38,7 +38,7 @@ class ModelSpec:
     description: str
     location: Callable[[], str]  # a hub id or a local directory
     offline: bool
-    pooler_pretrained: bool = True  # False: the pooler was never trained, so pruning leaves it out (flatcompress.pruning)
+    pooler_pretrained: bool = True  # False: the pooler was never trained, so pruning leaves it out (flatcompress.pruning.magnitude)
 
 
 def _minilm_path() -> str:

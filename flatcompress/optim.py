@@ -3,7 +3,8 @@
 The loop only calls `optimizer.step(closure)`, torch's contract for optimizers that need to
 re-evaluate the loss (a closure zeroes the gradients, runs forward and backward, and returns
 the loss). Plain AdamW evaluates the closure once; SAM (the next chapter) evaluates it twice,
-once at w and once at the perturbed point w + ε̂.
+once at w and once at the perturbed point w + ε̂. `flatcompress.flatness.sam` registers "sam" (the package
+imports it first, so the name is always there).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-__all__ = ["OptimizerSpec", "OPTIMIZERS", "register_optimizer", "build_optimizer"]
+__all__ = ["OptimizerSpec", "OPTIMIZERS", "register_optimizer", "build_optimizer", "fused"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def register_optimizer(spec: OptimizerSpec) -> None:
     OPTIMIZERS[spec.name] = spec
 
 
-def _fused(params: list) -> bool:
+def fused(params: list) -> bool:
     """Use the fused AdamW kernel (6x faster than the per-tensor loop on CPU) where the device has it."""
     tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
     return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in tensors)
@@ -51,24 +52,10 @@ def _fused(params: list) -> bool:
 
 def _adamw(params: Iterable, lr: float, weight_decay: float, eps: float, **kwargs: Any) -> torch.optim.Optimizer:
     params = list(params)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, eps=eps, fused=_fused(params), **kwargs)
-
-
-def _sam(params: Iterable, lr: float, weight_decay: float, eps: float, **kwargs: Any) -> torch.optim.Optimizer:
-    from flatcompress.sam import SAM
-
-    params = list(params)
-    return SAM(params, torch.optim.AdamW, lr=lr, weight_decay=weight_decay, eps=eps, fused=_fused(params), **kwargs)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, eps=eps, fused=fused(params), **kwargs)
 
 
 register_optimizer(OptimizerSpec("adamw", _adamw, accepts=("betas",), description="AdamW (the paper's Adam baseline)"))
-def _check_sam(kwargs: dict[str, Any]) -> None:
-    if kwargs.get("rho", 0.05) < 0:
-        raise ValueError(f"rho must be >= 0, got {kwargs['rho']}")
-
-
-register_optimizer(OptimizerSpec("sam", _sam, accepts=("rho", "adaptive", "replay_dropout", "betas"),
-                                 description="SAM around AdamW (the paper: rho = 0.05)", check=_check_sam))
 
 
 def build_optimizer(name: str, params: Iterable, lr: float, weight_decay: float = 0.0, eps: float = 1e-8,

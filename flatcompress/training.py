@@ -35,7 +35,8 @@ from flatcompress.data import TaskData, encode, load_run_data, pad_collate
 from flatcompress.data.fingerprint import data_fingerprint, examples_fingerprint
 from flatcompress.device import LossScaler, SkipStep, autocast, pick_device, pick_precision
 from flatcompress.errors import DataSourceError, MissingRecordError, NonFiniteLossError
-from flatcompress.masks import Masks, apply_masks, mask_gradients, masks_fingerprint, masks_on, masks_sparsity
+from flatcompress.masks import (Masks, apply_masks, mask_gradients, masks_fingerprint, masks_on, masks_sparsity,
+                                prunable_names)
 from flatcompress.metrics import METRICS
 from flatcompress.models import load_model, load_tokenizer
 from flatcompress.optim import build_optimizer
@@ -455,9 +456,8 @@ def _make_closure(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batc
 
 
 def _l1_parameters(model: torch.nn.Module, config: FinetuneConfig) -> list[torch.nn.Parameter]:
-    """The weights A.7's L1 penalty acts on: the prunable set (`flatcompress.pruning`)."""
+    """The weights A.7's L1 penalty acts on: the prunable set (`flatcompress.masks.prunable_names`)."""
     from flatcompress.models import get_model_spec
-    from flatcompress.pruning import prunable_names
 
     params = dict(model.named_parameters())
     return [params[n] for n in prunable_names(model, get_model_spec(config.model).pooler_pretrained)]

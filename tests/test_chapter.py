@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from flatcompress.chapter import Chapter, results_root
+from flatcompress.book.chapter import Chapter, results_root
 from flatcompress.errors import MissingRecordError
 
 
@@ -68,8 +68,9 @@ def test_measurements_are_read_without_weights_and_computed_only_when_missing(tm
 
 def test_the_chapter_notebook_stops_on_a_missing_record_with_the_command(tmp_path):
     """What the book build does at the cpu tier when a record is missing (papermill stands in for the build)."""
-    import papermill
     from pathlib import Path
+
+    import papermill
 
     book = Path(__file__).resolve().parent.parent / "book"
     with pytest.raises(papermill.PapermillExecutionError, match="flatcompress reproduce --profile cpu --chapters "

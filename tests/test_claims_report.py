@@ -1,4 +1,4 @@
-"""Verdicts from records (built by `synthetic_records`), their calibration, paper-vs-ours tables, costs, the toy."""
+"""Verdicts from records (built by `synthetic_records`), their calibration, paper-vs-ours tables, costs."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-
-from flatcompress import claims, costs, report, stats
-from flatcompress.records import write_record
-from flatcompress.toy import TwoWells, trajectory, worst_case
 from synthetic_records import Records
+
+from flatcompress import stats
+from flatcompress.book import claims, costs, report
+from flatcompress.records import write_record
 
 SEEDS = (0, 1, 2)
 
@@ -237,16 +236,4 @@ def test_gpu_hours_come_from_the_plan_and_the_measured_throughput(tmp_path):
         costs.plan_gpu_hours("cpu")
     with pytest.raises(ValueError, match="make gpu-check"):
         costs.throughput("MI300")
-
-
-def test_toy_worst_case_lifts_the_sharp_minimum_above_the_flat_one():
-    surface = TwoWells()
-    minima = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
-    plain, worst = surface(minima), worst_case(surface, minima, 0.3)
-    assert plain[0] < plain[1]  # the sharp minimum is deeper
-    assert worst[0] > worst[1]  # but worse in the worst case over the ball
-    assert torch.all(worst >= plain)
-    path = trajectory(surface, lambda p: torch.optim.SGD(p, lr=0.05), (-0.8, 0.2), 300)
-    assert path.shape == (301, 2) and abs(path[-1, 0] + 1.0) < 0.05  # gradient descent takes the sharp well
-
 

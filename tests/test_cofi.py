@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flatcompress.cofi import (CoFiSettings, cofi, layer_distillation_loss, prediction_distillation_loss,
-                               teacher_layers)
+from flatcompress.cofi.run import (CoFiSettings, cofi, layer_distillation_loss, prediction_distillation_loss,
+                                   teacher_layers)
 from flatcompress.training import finetune
 
 
@@ -55,7 +55,7 @@ def test_a_smoke_run_prunes_and_records_what_is_left(smoke_config, tmp_path):
     assert record["teacher_score"] == teacher.score
     assert cofi(teacher, SMOKE, results_dir=tmp_path, compute=False)["score"] == record["score"]
     assert not list(tmp_path.rglob("*.partial"))
-    from flatcompress.cofi_model import load_pruned
+    from flatcompress.cofi.model import load_pruned
 
     student = load_pruned(record["path"].replace(".json", ".student.json"))
     assert sum(p.numel() for p in student.parameters()) == record["parameters"]["student"]
@@ -63,7 +63,7 @@ def test_a_smoke_run_prunes_and_records_what_is_left(smoke_config, tmp_path):
 
 def _killed_and_resumed(teacher, results_dir, monkeypatch, epochs: int) -> dict:
     """The record of a smoke run killed right after its `epochs`-th snapshot, then run again to the end."""
-    import flatcompress.cofi as cf
+    import flatcompress.cofi.run as cf
 
     real, calls = cf._snapshot, {"n": 0}
 
@@ -93,7 +93,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(smoke_config, tmp_path, m
 def test_a_run_that_prunes_hidden_dimensions_fine_tunes_and_resumes_in_that_stage(smoke_config, tmp_path, monkeypatch):
     """The fine-tuning stage distills through the pruned hidden width (its layer map loses the same inputs), and a
     run killed after its first fine-tuning epoch resumes to the uninterrupted result."""
-    import flatcompress.cofi as cf
+    import flatcompress.cofi.run as cf
 
     deterministic = cf.CoFiGates.deterministic
 

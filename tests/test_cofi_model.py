@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from flatcompress.cofi_model import GatedBert, load_pruned, prune_hidden_input, prune_physically, save_pruned
-from flatcompress.structured import CoFiGates, EncoderShape
+from flatcompress.cofi.model import GatedBert, load_pruned, prune_hidden_input, prune_physically, save_pruned
+from flatcompress.cofi.shapes import CoFiGates, EncoderShape
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import flatcompress
-from flatcompress import colab, reproduce
+from flatcompress.book import colab, reproduce
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
 

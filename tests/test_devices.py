@@ -25,7 +25,7 @@ def test_masks_are_moved_once_and_then_applied_without_copies():
 
 
 def test_measurements_load_the_model_on_the_device_they_are_given(smoke_config, tmp_path, monkeypatch):
-    from flatcompress.oneshot import one_shot_sweep
+    from flatcompress.pruning.oneshot import one_shot_sweep
     from flatcompress.training import FinetuneResult, finetune
 
     run = finetune(smoke_config(), results_dir=tmp_path, progress=False, save_checkpoint=True)
@@ -45,7 +45,7 @@ def test_measurements_load_the_model_on_the_device_they_are_given(smoke_config, 
 
 
 def test_a_full_space_search_that_cannot_fit_stops_before_it_starts(smoke_config, tmp_path, monkeypatch):
-    import flatcompress.sharpness_records as sr
+    import flatcompress.flatness.sharpness_records as sr
     from flatcompress.training import finetune
 
     run = finetune(smoke_config(), results_dir=tmp_path, progress=False, save_checkpoint=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from flatcompress.paper import REFERENCE_SPARSITY, TABLES, paper_value
+from flatcompress.book.paper import REFERENCE_SPARSITY, TABLES, paper_value
 
 DIGEST = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "paper-digest.md"
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from flatcompress.records import config_key, iter_records, record_path, write_record
 from flatcompress.errors import RecordExistsError
+from flatcompress.records import config_key, iter_records, record_path, write_record
 
 
 def test_key_is_order_independent_and_sensitive():
@@ -98,7 +98,7 @@ def test_a_crafted_snapshot_is_refused(tmp_path):
 
 def test_the_audit_passes_clean_records_and_names_what_is_wrong(tmp_path, smoke_config):
     from flatcompress.audit import audit
-    from flatcompress.oneshot import one_shot_sweep
+    from flatcompress.pruning.oneshot import one_shot_sweep
     from flatcompress.training import finetune
 
     results = tmp_path / "results" / "smoke"

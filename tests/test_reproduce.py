@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from flatcompress.book.reproduce import parse_parameters, reproduce
 from flatcompress.cli import main
-from flatcompress.reproduce import parse_parameters, reproduce
 
 
 def test_parameters_parse_as_python_literals_or_strings():
@@ -55,9 +55,27 @@ def test_smoke_batch_runs_a_chapter_then_skips_it(tmp_path, capsys):
 
 
 def test_a_chapter_that_fails_says_which_cell_and_why(tmp_path):
-    from flatcompress.reproduce import reproduce
+    from flatcompress.book.reproduce import reproduce
 
     with pytest.raises(RuntimeError, match=r"chapter 'train-flat' stopped in cell \d+: ValueError: full_space_task "
                                            r"must be one of the tier's sharpness tasks") as raised:
         reproduce("smoke", ["train-flat"], parameters={"full_space_task": "mrpc"}, results_dir=tmp_path, progress=False)
     assert "notebooks/train-flat.ipynb" in str(raised.value) and "Traceback" not in str(raised.value)
+
+
+def test_the_table_of_contents_the_batch_the_claims_and_the_browser_check_name_the_same_chapters():
+    import yaml
+
+    from flatcompress.book.chapter import checkout_root
+    from flatcompress.book.claims import CLAIMS
+    from flatcompress.book.reproduce import CHAPTERS
+    from test_book_browser import PAGES
+
+    root = checkout_root()
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    pages = [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+    assert [f"{page}.html" for page in pages] == PAGES  # the browser opens every page of the book, in its order
+    chapters = [page.removeprefix("book/") for page in pages if page.removeprefix("book/") in CHAPTERS]
+    assert chapters == list(CHAPTERS)  # `reproduce` runs every chapter notebook, in the book's order
+    assert {page.removeprefix("book/") for page in pages} - set(CHAPTERS) == {"intro", "scorecard", "chapter-template"}
+    assert {claim.chapter for claim in CLAIMS} <= set(CHAPTERS)  # every claim is judged in a chapter of the book

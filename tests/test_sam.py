@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from flatcompress import finetune
-from flatcompress.sam import SAM
+from flatcompress.flatness.sam import SAM
 
 
 def _quadratic(w, a):

@@ -43,7 +43,7 @@ def test_the_search_plan_holds_out_training_data_in_every_run():
 
 
 def test_a_tier_can_choose_a_learning_rate_per_optimizer():
-    from flatcompress.chapter import Chapter
+    from flatcompress.book.chapter import Chapter
     from flatcompress.profiles import get_profile
 
     tier = get_profile("cpu-next")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from flatcompress.sharpness import (RandomSubspace, batches_loss, epsilon_sharpness, hessian_top_eigenvalue,
-                                    sharpness_table)
+from flatcompress.flatness.sharpness import (RandomSubspace, batches_loss, epsilon_sharpness, hessian_top_eigenvalue,
+                                             sharpness_table)
 
 
 class Quadratic(torch.nn.Module):
@@ -97,13 +97,13 @@ def test_hugging_face_batches_and_bad_epsilon(smoke_config):
 
 def test_sharpness_record_for_a_finetuned_run(smoke_config, tmp_path, monkeypatch):
     from flatcompress import finetune
-    from flatcompress.sharpness_records import measure_sharpness
+    from flatcompress.flatness.sharpness_records import measure_sharpness
 
     run = finetune(smoke_config(), results_dir=tmp_path, progress=False, save_checkpoint=True)
     record = measure_sharpness(run, results_dir=tmp_path, dim=8, n_examples=16, maxiter=2, hessian_iters=3)
     assert tmp_path / record["finetune_record"] == run.path and set(record["sharpness"]) == {"0.005", "0.001", "0.0005"}
     assert record["sharpness"]["0.005"] >= record["sharpness"]["0.0005"] >= 0 and record["n_examples"] == 16
-    monkeypatch.setattr("flatcompress.sharpness_records.sharpness_table", None)  # a second call must not measure
+    monkeypatch.setattr("flatcompress.flatness.sharpness_records.sharpness_table", None)  # no second measurement
     cached = finetune(smoke_config(), results_dir=tmp_path, progress=False)
     again = measure_sharpness(cached, results_dir=tmp_path, dim=8, n_examples=16, maxiter=2, hessian_iters=3)
     assert again["sharpness"] == record["sharpness"]
@@ -113,8 +113,8 @@ def test_batch_by_batch_gradients_and_hessian_products_equal_the_whole_loss():
     """`batches_loss` hands out one term per batch; taking gradients and H v term by term (the memory of one
     batch) gives what the summed loss gives."""
     from flatcompress.data import encode, load_task, pad_collate
+    from flatcompress.flatness.sharpness import _loss_and_grad
     from flatcompress.models import load_model, load_tokenizer
-    from flatcompress.sharpness import _loss_and_grad
     from flatcompress.tasks import get_task
 
     task = get_task("rotten_tomatoes")

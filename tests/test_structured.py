@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from flatcompress.hard_concrete import LIMIT_HIGH, LIMIT_LOW, TEMPERATURE, HardConcrete
-from flatcompress.pruning import meta_model
-from flatcompress.structured import CoFiGates, EncoderShape, Lagrangian, check_target
+from flatcompress.cofi.gates import LIMIT_HIGH, LIMIT_LOW, TEMPERATURE, HardConcrete
+from flatcompress.cofi.shapes import CoFiGates, EncoderShape, Lagrangian, check_target
+from flatcompress.pruning.magnitude import meta_model
 
 
 def _cdf(x: float, log_alpha: float) -> float:
@@ -102,7 +102,7 @@ def test_the_lagrangian_drives_a_toy_model_to_its_target():
 
 
 def test_uniform_gates_keep_the_same_fraction_in_every_layer():
-    from flatcompress.structured import uniform_gates
+    from flatcompress.cofi.shapes import uniform_gates
 
     shape = EncoderShape.of(meta_model("bert-base").config)
     z = uniform_gates(shape, 0.25)

@@ -153,7 +153,7 @@ def test_a_killed_worker_leaves_a_run_the_next_sweep_resumes_to_the_same_record(
 
 
 def test_a_tier_plan_orders_runs_before_what_needs_them():
-    from flatcompress.reproduce import CHAPTERS
+    from flatcompress.book.reproduce import CHAPTERS
 
     jobs = tier_plan("smoke", seeds=[0, 1])
     position = {j.id: i for i, j in enumerate(jobs)}
@@ -207,17 +207,74 @@ def test_the_slurm_engine_runs_through_submitit_without_a_cluster(local_sweep, t
     assert list((plan.with_name("small.json.state") / "slurm").rglob("*_log.out"))  # its logs, in the state folder
 
 
-def test_a_ray_task_that_crashed_is_a_failure_unless_it_never_could_start(tmp_path):
-    from flatcompress.sweep.ray_engine import _record_crash
+class _FakeRay:
+    """Ray's calls the engine makes, run in this process: `wait` runs the oldest submitted task."""
 
-    class DeadWorker:
-        @staticmethod
-        def get(ref):
+    def __init__(self, cpus):
+        self.cpus, self.queue, self.started = cpus, [], []
+
+    def init(self, **kw):
+        pass
+
+    def shutdown(self):
+        pass
+
+    def cluster_resources(self):
+        return {"CPU": float(self.cpus)}
+
+    def remote(self, fn):
+        fake = self
+
+        class Remote:
+            def options(self, **kw):
+                return self
+
+            def remote(self, job, *args):
+                fake.started.append(job["id"])
+                ref = (job["id"], fn, (json.dumps(job), *args))
+                fake.queue.append(ref)
+                return ref
+
+        return Remote()
+
+    def wait(self, refs, num_returns, timeout):
+        ref = self.queue.pop(0)
+        self.results = getattr(self, "results", {})
+        try:
+            self.results[ref[0]] = ref[1](json.loads(ref[2][0]), *ref[2][1:])
+        except RuntimeError as exc:
+            self.results[ref[0]] = exc
+        return [ref], [r for r in refs if r != ref]
+
+    def get(self, ref):
+        out = self.results[ref[0]]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+
+def test_the_ray_engine_submits_in_the_plans_order_and_records_a_crashed_task(tmp_path, monkeypatch):
+    from flatcompress.sweep import ray_engine
+
+    def fake_run_job(job, state, threads, stale_after):
+        if job.id == "rt-3":
             raise RuntimeError("worker died")
+        (state / f"{job.id}.done").write_text("{}")
+        return "done"
 
-    first, second = _job(0, tmp_path), _job(1, tmp_path, after=("rt-0",))
-    _record_crash(DeadWorker, second, None, tmp_path)  # rt-0 never finished: blocked, not failed
-    assert not (tmp_path / "rt-1.failed").exists()
-    _record_crash(DeadWorker, first, None, tmp_path)
-    assert "worker died" in (tmp_path / "rt-0.failed").read_text()
-    assert job_states([first, second], tmp_path) == {"rt-0": "failed", "rt-1": "blocked"}
+    # rt-1 waits for rt-0; rt-2 is independent but listed after rt-1; rt-4 waits for rt-3, which crashes
+    jobs = [_job(0, tmp_path), _job(1, tmp_path, after=("rt-0",)), _job(2, tmp_path), _job(3, tmp_path),
+            _job(4, tmp_path, after=("rt-3",))]
+    for cpus, order in ((1, ["rt-0", "rt-1", "rt-2", "rt-3"]), (2, ["rt-0", "rt-2", "rt-1", "rt-3"])):
+        state = tmp_path / f"state{cpus}"
+        state.mkdir()
+        fake = _FakeRay(cpus)
+        monkeypatch.setattr(ray_engine, "_ray", lambda: fake)
+        monkeypatch.setattr(ray_engine, "run_job", fake_run_job)
+        states = ray_engine.run(jobs, state, workers=cpus)
+        assert fake.started == order  # Ray alone would start rt-2 before rt-1 even with one CPU
+        assert states == {"rt-0": "done", "rt-1": "done", "rt-2": "done", "rt-3": "failed", "rt-4": "blocked"}
+        assert "worker died" in (state / "rt-3.failed").read_text()
+    assert ray_engine.capacity({"CPU": 16.0, "GPU": 1.0}, threads=2, gpus=0.25) == 4
+    assert ray_engine.capacity({"CPU": 16.0}, threads=4, gpus=0) == 4
+    assert ray_engine.capacity({"CPU": 1.0}, threads=4, gpus=0) == 1

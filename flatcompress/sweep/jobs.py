@@ -22,7 +22,7 @@ METHODS = ("finetune", "sharpness", "dropout_replay", "one_shot", "quantization"
 @dataclass(frozen=True)
 class Job:
     """One chapter call, `Chapter.open(chapter, profile, compute=True, results_dir=...).<method>(**args)`, or with
-    method `reproduce` the chapter's notebook (`flatcompress.reproduce`, args `tasks` and `seeds`)."""
+    method `reproduce` the chapter's notebook (`flatcompress.book.reproduce`, args `tasks` and `seeds`)."""
 
     id: str
     chapter: str
@@ -44,7 +44,7 @@ class Job:
 
     def results(self) -> Path:
         """The folder its records go to: the job's `results_dir`, or the tier's (`results/<profile>`)."""
-        from flatcompress.chapter import results_root
+        from flatcompress.book.chapter import results_root
 
         return Path(self.results_dir) if self.results_dir is not None else results_root() / self.profile
 
@@ -61,8 +61,8 @@ class Job:
 def check_plan(jobs: Sequence[Job]) -> list[Job]:
     """Refuse a plan before anything runs: repeated ids, unknown profiles or chapters, `after` ids not in the plan,
     or an `after` that comes later (a plan lists a job after everything it waits for)."""
+    from flatcompress.book.reproduce import CHAPTERS
     from flatcompress.profiles import get_profile
-    from flatcompress.reproduce import CHAPTERS
 
     ids = [j.id for j in jobs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -101,10 +101,10 @@ def execute(job: Job, compute: bool = True) -> dict[str, Any]:
     record raises `MissingRecordError` (what `flatcompress plan` uses to tell which runs exist)."""
     import dataclasses
 
-    from flatcompress.chapter import Chapter
+    from flatcompress.book.chapter import Chapter
 
     if job.method == "reproduce":  # the whole chapter notebook (its tasks and seeds narrowed by the job's args)
-        from flatcompress.reproduce import reproduce
+        from flatcompress.book.reproduce import reproduce
 
         if not compute:
             raise ValueError("a chapter's notebook is not looked up; it runs (it computes only what is missing)")

@@ -19,8 +19,8 @@ from flatcompress.sweep.runner import job_states, report, state_dir, summary, tr
 
 __all__ = ["work", "run"]
 
-_MODULES = ("chapter", "claims", "cofi", "dropout_replay", "imp", "oneshot", "quantization_records", "reproduce",
-            "sharpness_records", "training")
+_MODULES = ("book.chapter", "book.claims", "book.reproduce", "cofi.run", "flatness.dropout_replay",
+            "flatness.sharpness_records", "pruning.imp", "pruning.oneshot", "quantization.quantize_records", "training")
 
 
 def _import_everything() -> None:

@@ -30,8 +30,8 @@ def _tasks(profile: Profile, chapter: str) -> tuple[str, ...]:
 
 def _full_space(tier: Profile) -> bool:
     """Does the tier's model fit a full-space sharpness search (`sharpness_records.full_space_fits`)?"""
-    from flatcompress.pruning import meta_model
-    from flatcompress.sharpness_records import full_space_fits
+    from flatcompress.flatness.sharpness_records import full_space_fits
+    from flatcompress.pruning.magnitude import meta_model
 
     architecture = {"minilm-l6": "minilm-l6", "bert-base-uncased": "bert-base", "bert-large-uncased": "bert-large",
                     "roberta-base": "roberta-base"}.get(tier.model)
@@ -47,7 +47,7 @@ def _parameter(chapter: str, name: str):
 
     import papermill
 
-    from flatcompress.reproduce import CHAPTERS, book_dir
+    from flatcompress.book.reproduce import CHAPTERS, book_dir
 
     return ast.literal_eval(papermill.inspect_notebook(str(book_dir() / CHAPTERS[chapter].notebook))[name]["default"])
 
@@ -56,7 +56,7 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
               results_dir: str | None = None, tasks: Sequence[str] | None = None) -> list[Job]:
     """Every run of `chapters` (default: all) at tier `profile`, over `seeds` (default: the tier's) and `tasks`
     (default: every task the chapters run)."""
-    from flatcompress.reproduce import CHAPTERS
+    from flatcompress.book.reproduce import CHAPTERS
 
     tier = get_profile(profile)
     seeds = tuple(seeds if seeds is not None else tier.seeds)

@@ -1,10 +1,12 @@
-"""The `ray` engine: one Ray task per job, its prerequisites passed as object references.
+"""The `ray` engine: one Ray task per job, submitted in the plan's order.
 
 `ray.init()` starts an embedded cluster on this machine (nothing to set up), or `address` joins a running one
 (`ray start --head` on the head node). Each task asks for `threads` CPUs and `gpus` GPUs (a fraction packs small
-models on one large GPU); a task starts as soon as the tasks it waits for have returned, and Ray places it where
-its resources are free. Tasks run the same `run_job` as every engine, so a task waits for a run that another sweep
-holds, and a failed job leaves its dependents `blocked` without stopping the rest.
+models on one large GPU), and Ray places it where its resources are free. The driver keeps as many tasks in flight
+as the cluster has room for and submits the first job of the plan whose prerequisites are done, so the plan's order
+is the order of work, as under every engine (Ray alone would start independent jobs before dependent ones that
+come earlier). Tasks run the same `run_job` as every engine, so a task waits for a run that another sweep holds,
+and a failed job leaves its dependents `blocked` without stopping the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Sequence
 from flatcompress.sweep.jobs import Job
 from flatcompress.sweep.runner import report, run_job, summary
 
-__all__ = ["check_address", "run"]
+__all__ = ["capacity", "check_address", "run"]
 
 _PASSED_ENV = ("FLATCOMPRESS_GLUE_DIR", "FLATCOMPRESS_RESULTS_DIR", "HF_HUB_OFFLINE", "HF_HOME",
                "TOKENIZERS_PARALLELISM")
@@ -47,11 +49,17 @@ def check_address(address: str, timeout: float = 3.0) -> None:
                               f"or leave out --address to start one on this machine") from None
 
 
-def _task(job: dict, state: str, threads: int, stale_after: float | None, *after: str) -> str:
-    """A job as a Ray task: `after` are the states its prerequisites' tasks returned."""
-    if any(s != "done" for s in after):
-        return "blocked"
+def _task(job: dict, state: str, threads: int, stale_after: float | None) -> str:
+    """A job as a Ray task (the driver submits it once everything it waits for is done)."""
     return run_job(Job(**{**job, "after": tuple(job["after"])}), Path(state), threads, stale_after)
+
+
+def capacity(resources: dict[str, float], threads: int, gpus: float) -> int:
+    """How many tasks of `threads` CPUs and `gpus` GPUs the cluster's `resources` run at once (at least one)."""
+    slots = resources.get("CPU", 0) // threads
+    if gpus > 0:
+        slots = min(slots, resources.get("GPU", 0) // gpus)
+    return max(1, int(slots))
 
 
 def run(jobs: Sequence[Job], state: Path, workers: int = 2, threads: int = 1, gpus: float = 0.0,
@@ -68,26 +76,39 @@ def run(jobs: Sequence[Job], state: Path, workers: int = 2, threads: int = 1, gp
     try:
         # A worker that dies (killed, out of memory) is retried: a job resumes from its last finished epoch.
         task = ray.remote(_task).options(num_cpus=threads, num_gpus=gpus, max_retries=3)
-        refs = {}
-        for job in jobs:  # a plan lists a job after what it waits for
-            refs[job.id] = task.remote(job.to_dict(), str(state), threads, stale_after, *(refs[a] for a in job.after))
-        pending = list(refs.values())
-        while pending:
-            finished, pending = ray.wait(pending, num_returns=len(pending), timeout=poll)
-            for job in jobs:
-                if refs[job.id] in finished:
-                    _record_crash(ray, job, refs[job.id], state)
+        room = capacity(ray.cluster_resources(), threads, gpus)
+        todo = [job for job in jobs if not (state / f"{job.id}.done").exists()]
+        running: dict = {}  # object reference -> job
+        ended: dict[str, str] = {}  # job id -> its state when its task returned in this sweep
+        while todo or running:
+            for job in list(todo):
+                if len(running) >= room:
+                    break
+                if any(ended.get(a) in ("failed", "blocked") for a in job.after):
+                    ended[job.id] = "blocked"
+                    todo.remove(job)
+                elif all((state / f"{a}.done").exists() for a in job.after):
+                    running[task.remote(job.to_dict(), str(state), threads, stale_after)] = job
+                    todo.remove(job)
+            if not running:  # what is left waits for jobs that ended without a `.done`
+                break
+            finished, _ = ray.wait(list(running), num_returns=1, timeout=poll)
+            for ref in finished:
+                job = running.pop(ref)
+                ended[job.id] = _outcome(ray, job, ref, state)
             print(summary(jobs, state, started, workers), flush=True)
     finally:
         ray.shutdown()
     return report(jobs, state, started)
 
 
-def _record_crash(ray, job: Job, ref, state: Path) -> None:
-    """A task that raised (its worker died more often than it is retried) leaves `<id>.failed`, unless what it
-    waits for did not finish (then it is blocked, which the states tell without a file)."""
+def _outcome(ray, job: Job, ref, state: Path) -> str:
+    """The state a finished task returned; a task that raised (its worker died more often than it is retried)
+    leaves `<id>.failed`."""
     try:
-        ray.get(ref)
+        return ray.get(ref)
     except Exception as exc:  # noqa: BLE001 - any task error is reported as the job's failure
-        if all((state / f"{a}.done").exists() for a in job.after) and not (state / f"{job.id}.done").exists():
+        if not (state / f"{job.id}.done").exists():
             (state / f"{job.id}.failed").write_text(f"the Ray task ended with an error: {exc}\n")
+            return "failed"
+        return "done"

@@ -1,12 +1,6 @@
 r"""Unstructured pruning over the prunable set of Chen et al. (2020), which the paper follows (§2.2.1, §3.3).
 
-**What is prunable.** The six weight matrices of every encoder layer (attention query, key, value
-and output, the intermediate and the output dense layers) plus the pooler's dense weight when the
-model has a trained one. Embeddings, biases, LayerNorm and the task head are never pruned. For
-BERT-base that is $12\,(4 \cdot 768^2 + 2 \cdot 768 \cdot 3072) + 768^2 = 85{,}524{,}480$ weights.
-MiniLM-L6 keeps its pooler out: it was never trained (sentence-transformers pools by the mean) and
-its weights are ~5x smaller than the encoder's, so global magnitude pruning would remove it first and
-cut the classifier off from the input (`ModelSpec.pooler_pretrained`).
+**What is prunable**: `flatcompress.masks.prunable_names` (Chen et al.'s set).
 
 **Global magnitude pruning.** At sparsity $s$ over the $N$ prunable weights, the mask removes the
 $k = \mathrm{round}(sN)$ weights of smallest $|w|$, ranked across all prunable tensors together:
@@ -15,7 +9,7 @@ $$m_i = \mathbb{1}\left[\, \mathrm{rank}(|w_i|) \ge k \,\right],$$
 
 with ties ranked by position (a stable sort), so the sparsity is exact and the mask deterministic.
 Given the masks of an earlier round, the weights they removed are ranked first: a pruned weight
-never comes back (iterative magnitude pruning, `flatcompress.imp`).
+never comes back (iterative magnitude pruning, `flatcompress.pruning.imp`).
 
 **Random masks** (Table 6's control) remove $k$ weights drawn uniformly from the same set; the paper
 does not say how its random masks were drawn, so this is one global draw, which leaves every tensor
@@ -30,34 +24,9 @@ from typing import Iterable, Mapping
 import torch
 
 from flatcompress.config import check_sparsity
-from flatcompress.masks import Masks
+from flatcompress.masks import Masks, prunable_names
 
-__all__ = ["prunable_names", "prunable_count", "magnitude_masks", "random_masks", "head_names", "meta_model"]
-
-_ENCODER = re.compile(r"(^|\.)encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
-                      r"|intermediate\.dense|output\.dense)\.weight$")
-_POOLER = re.compile(r"(^|\.)pooler\.dense\.weight$")
-
-
-def prunable_names(model: torch.nn.Module, include_pooler: bool = True) -> list[str]:
-    """The names of the prunable weights of a BERT-style model, in the model's parameter order.
-
-    `include_pooler=False` leaves the pooler out (for a model whose pooler is untrained: see the module
-    docstring). A model with no encoder layers matching the pattern is an error, not an empty set.
-    """
-    names = [n for n, _ in model.named_parameters()
-             if _ENCODER.search(n) or (include_pooler and _POOLER.search(n))]
-    if not any(_ENCODER.search(n) for n in names):
-        raise ValueError(f"{type(model).__name__} has no BERT-style encoder weights (encoder.layer.N.attention...) "
-                         "to prune")
-    return names
-
-
-def prunable_count(model: torch.nn.Module, include_pooler: bool = True) -> int:
-    """How many weights the prunable set holds."""
-    params = dict(model.named_parameters())
-    return sum(params[n].numel() for n in prunable_names(model, include_pooler))
-
+__all__ = ["magnitude_masks", "random_masks", "head_names", "meta_model"]
 
 def head_names(model: torch.nn.Module) -> list[str]:
     """The task head's parameters: those outside the pre-trained base model (`classifier.*`, `qa_outputs.*`)."""

@@ -97,8 +97,8 @@ def quantize(model: torch.nn.Module, backend: str = "torch-ao", embeddings: bool
         return OnnxRuntimeModel.from_torch(fp32, embeddings, example)
     if backend == "torch-ao":
         try:
-            from torch.ao.quantization import default_dynamic_qconfig, float_qparams_weight_only_qconfig
-            from torch.ao.quantization import quantize_dynamic
+            from torch.ao.quantization import (default_dynamic_qconfig, float_qparams_weight_only_qconfig,
+                                               quantize_dynamic)
         except ImportError as exc:
             raise BackendUnavailableError(f"torch {torch.__version__} no longer has torch.ao.quantization."
                                           "quantize_dynamic; use backend='torchao' or 'onnxruntime'") from exc
@@ -214,7 +214,7 @@ def save_quantized(model: torch.nn.Module, path: str | Path) -> None:
     """
     settings = getattr(model, "quantization", None)
     if settings is None:
-        raise ValueError("save_quantized takes a model that flatcompress.quantize.quantize returned")
+        raise ValueError("save_quantized takes a model that flatcompress.quantization.quantize.quantize returned")
     config = getattr(model, "config", None)
     payload: dict[str, Any] = {"format": _FORMAT, **settings, "config": config.to_dict() if config is not None else None}
     if isinstance(model, OnnxRuntimeModel):

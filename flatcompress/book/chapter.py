@@ -38,9 +38,9 @@ def checkout_root(start: str | Path | None = None) -> Path | None:
     """The flatcompress repository this code runs in: above `start` (the working directory), else the
     checkout of an editable install; None for a plain `pip install`."""
     here = Path(start or Path.cwd()).resolve()
-    package_checkout = Path(__file__).resolve().parent.parent
+    package_checkout = Path(__file__).resolve().parents[2]
     for folder in (here, *here.parents, package_checkout):
-        if (folder / "flatcompress" / "chapter.py").is_file() and (folder / "_toc.yml").is_file():
+        if (folder / "flatcompress" / "book" / "chapter.py").is_file() and (folder / "_toc.yml").is_file():
             return folder
     return None
 
@@ -184,7 +184,7 @@ class Chapter:
         `full_space=True` searches all parameters (Keskar's A = I) instead of the tier's random subspace;
         `subspace_seed` draws another random subspace (and start of the Hessian's power iteration).
         """
-        from flatcompress.sharpness_records import measure_sharpness
+        from flatcompress.flatness.sharpness_records import measure_sharpness
 
         settings = {**self.profile.sharpness, **({"dim": None} if full_space else {}),
                     **({"seed": subspace_seed} if subspace_seed else {})}
@@ -192,13 +192,13 @@ class Chapter:
 
     def dropout_replay(self, task: str, optimizer: str = "sam", seed: int = 0) -> dict[str, Any]:
         """The dropout-replay record of one fine-tuned run: the loss rise SAM sees with and without replay."""
-        from flatcompress.dropout_replay import measure_dropout_replay
+        from flatcompress.flatness.dropout_replay import measure_dropout_replay
 
         return self._measure(measure_dropout_replay, "the dropout-replay check", task, optimizer, seed)
 
     def one_shot(self, task: str, optimizer: str = "adamw", seed: int = 0) -> dict[str, Any]:
         """The one-shot pruning sweep (Fig. 7) of one fine-tuned run, at the tier's `oneshot_sparsities`."""
-        from flatcompress.oneshot import one_shot_sweep
+        from flatcompress.pruning.oneshot import one_shot_sweep
 
         return self._measure(one_shot_sweep, "the one-shot pruning sweep", task, optimizer, seed,
                              sparsities=self.profile.oneshot_sparsities)
@@ -206,8 +206,8 @@ class Chapter:
     def quantization(self, task: str, optimizer: str = "adamw", seed: int = 0,
                      settings: Sequence[str] = ("torch-ao",)) -> dict[str, Any]:
         """fp32 and int8 scores (Table 8) of one fine-tuned run, one row per quantization setting
-        (`flatcompress.quantization_records`; "torch-ao" is the paper's recipe)."""
-        from flatcompress.quantization_records import measure_quantization
+        (`flatcompress.quantization.quantize_records`; "torch-ao" is the paper's recipe)."""
+        from flatcompress.quantization.quantize_records import measure_quantization
 
         return self._measure(measure_quantization, "the int8 quantization", task, optimizer, seed,
                              settings=list(_as_list(settings)))
@@ -215,7 +215,7 @@ class Chapter:
     def cofi(self, task: str, optimizer: str = "adamw", seed: int = 0, **overrides: Any) -> dict[str, Any]:
         """The CoFi record (Table 2) of the student pruned while distilling this tier's `optimizer` teacher,
         with the tier's `cofi` settings (`overrides` change them, e.g. `target=0.9`)."""
-        from flatcompress.cofi import CoFiSettings, cofi
+        from flatcompress.cofi.run import CoFiSettings, cofi
 
         settings = CoFiSettings(**{**self.profile.cofi, "seed": seed, **overrides})
         return self._measure(lambda result, results_dir, compute: cofi(result, settings, results_dir, compute,
@@ -227,7 +227,7 @@ class Chapter:
         """The IMP record (rewind=True, lottery tickets) or standard-pruning record (rewind=False) of one run,
         over the tier's `imp_schedule`. Its rows are the rounds; round 0 is the full fine-tuning run.
         `overrides` change the runs' settings (e.g. `l1=1e-6` for A.7's control)."""
-        from flatcompress.imp import imp
+        from flatcompress.pruning.imp import imp
 
         config = self.config(task, optimizer, seed, **overrides)
         try:
@@ -243,7 +243,7 @@ class Chapter:
     def ticket(self, task: str, optimizer: str, seed: int, sparsity: float, rewind: bool = True) -> Ticket:
         """The mask IMP (rewind=True) or standard pruning found for `task` with `optimizer` at `sparsity`,
         which must be on the tier's schedule."""
-        from flatcompress.mask_files import load_masks
+        from flatcompress.pruning.mask_files import load_masks
 
         rows = {round(r["target_sparsity"], 6): r for r in self.imp(task, optimizer, seed, rewind)["rows"]}
         row = rows.get(round(sparsity, 6))
@@ -256,8 +256,9 @@ class Chapter:
 
     def random_ticket(self, task: str, sparsity: float, seed: int = 0) -> Ticket:
         """A random mask over the same prunable set, at exactly `sparsity` (Table 6's control)."""
+        from flatcompress.masks import prunable_names
         from flatcompress.models import get_model_spec, load_model
-        from flatcompress.pruning import prunable_names, random_masks
+        from flatcompress.pruning.magnitude import random_masks
 
         model = load_model(self.profile.model, get_task(task), self.profile.num_layers)
         names = prunable_names(model, get_model_spec(self.profile.model).pooler_pretrained)

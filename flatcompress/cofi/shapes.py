@@ -1,6 +1,6 @@
 """CoFi structured pruning (Xia, Zhong & Chen 2022; paper §2.2.2): gates, sparsity accounting, the constraint.
 
-CoFi puts hard-concrete gates (`flatcompress.hard_concrete`) on five kinds of structure of an
+CoFi puts hard-concrete gates (`flatcompress.cofi.gates`) on five kinds of structure of an
 $L$-layer encoder with $H$ heads, hidden size $D$ and FFN size $I$:
 
 | gate | shape | removes |
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from flatcompress.hard_concrete import HardConcrete
+from flatcompress.cofi.gates import HardConcrete
 
 __all__ = ["EncoderShape", "CoFiGates", "Lagrangian", "check_target", "uniform_gates"]
 

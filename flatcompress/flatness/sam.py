@@ -34,7 +34,9 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-__all__ = ["SAM"]
+from flatcompress.optim import OptimizerSpec, fused, register_optimizer
+
+__all__ = ["SAM", "check_rho"]
 
 
 class SAM(torch.optim.Optimizer):
@@ -42,8 +44,7 @@ class SAM(torch.optim.Optimizer):
 
     def __init__(self, params: Iterable, base_optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
                  rho: float = 0.05, adaptive: bool = False, replay_dropout: bool = True, **kwargs: Any) -> None:
-        if rho < 0:
-            raise ValueError(f"rho must be >= 0, got {rho}")
+        check_rho(rho)
         super().__init__(params, dict(rho=rho, adaptive=adaptive, **kwargs))
         self.base_optimizer = base_optimizer(self.param_groups, **kwargs)
         self.param_groups = self.base_optimizer.param_groups
@@ -140,3 +141,19 @@ def _set_rng_state(state: tuple) -> None:
     torch.random.set_rng_state(cpu)
     if cuda is not None:
         torch.cuda.set_rng_state_all(cuda)
+
+
+def check_rho(rho: float) -> None:
+    """ρ is a radius: it must be >= 0 (ρ = 0 is AdamW, bit for bit)."""
+    if rho < 0:
+        raise ValueError(f"rho must be >= 0, got {rho}")
+
+
+def _build(params: Iterable, lr: float, weight_decay: float, eps: float, **kwargs: Any) -> SAM:
+    params = list(params)
+    return SAM(params, torch.optim.AdamW, lr=lr, weight_decay=weight_decay, eps=eps, fused=fused(params), **kwargs)
+
+
+register_optimizer(OptimizerSpec("sam", _build, accepts=("rho", "adaptive", "replay_dropout", "betas"),
+                                 description="SAM around AdamW (the paper: rho = 0.05)",
+                                 check=lambda kwargs: check_rho(kwargs.get("rho", 0.05))))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from flatcompress.chapter import checkout_root, results_root
+from flatcompress.book.chapter import checkout_root, results_root
 from flatcompress.profiles import get_profile
 from flatcompress.records import config_key
 from flatcompress.tasks import get_task

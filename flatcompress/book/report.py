@@ -1,6 +1,6 @@
 """Paper-vs-ours tables for the chapters: our records, summarized per (task, optimizer), next to the paper's cells.
 
-Nothing here decides a result: it reshapes records and `flatcompress.paper` data for display, with the 95%
+Nothing here decides a result: it reshapes records and `flatcompress.book.paper` data for display, with the 95%
 intervals of `flatcompress.stats`, and `glue` hands numbers to the book's prose (MyST-NB), so the text cannot
 disagree with the records. `model_row` turns a fine-tuning record into a table row that carries the model's
 evaluation, so every table can show its interval and mark the models the health gate leaves out.
@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from flatcompress.paper import paper_value
+from flatcompress.book.paper import paper_value
 
 __all__ = ["OPTIMIZER_ROW", "model_row", "summarize", "interval_cell", "estimates_table", "paper_vs_ours", "side_by_side", "paper_mean",
            "paper_value_text", "mean_std", "glue"]

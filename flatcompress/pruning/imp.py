@@ -6,7 +6,7 @@ With sparsities $0 = s_0 < s_1 < \dots < s_{K-1}$ (the paper: $s_k = 0.1k$ to 90
 1. fine-tunes $\theta_k$ from its starting point under the mask $m_k$ (pruned weights stay exactly zero),
    with a fresh optimizer and learning-rate schedule, keeping the best epoch: the score at sparsity $s_k$;
 2. prunes: $m_{k+1}$ = global magnitude mask of $\theta_k$ at $s_{k+1}$ over the prunable set, the
-   weights $m_k$ removed ranked first (`flatcompress.pruning.magnitude_masks`);
+   weights $m_k$ removed ranked first (`flatcompress.pruning.magnitude.magnitude_masks`);
 3. sets round $k+1$'s starting point:
    - **IMP with rewinding** (`rewind=True`, the lottery ticket): the pre-trained weights $\theta_0$, with the
      task head from $\theta_k$ (`head="keep"`: Chen et al.'s code rewinds only the `bert.*` tensors) or a
@@ -16,7 +16,7 @@ With sparsities $0 = s_0 < s_1 < \dots < s_{K-1}$ (the paper: $s_k = 0.1k$ to 90
 Each round is an ordinary `finetune` run with its own result record and weights, so round 0 is the
 full fine-tuning run of the Train-flat chapter (the same record), and an interrupted IMP resumes:
 finished rounds come back from their records, the round that was running resumes from its last epoch,
-and each round's mask is a file (`<record stem>/round-<k>.fcmask`, `flatcompress.mask_files`). The IMP
+and each round's mask is a file (`<record stem>/round-<k>.fcmask`, `flatcompress.pruning.mask_files`). The IMP
 record lists every round: target and actual sparsity, metrics, and the seconds spent training and
 pruning (the pruning overhead benchmark reads them). Its `wall_time_s` is the pruning and rewinding
 time only; the rounds' training time is in their own records (and summed in `train_seconds`).
@@ -34,11 +34,11 @@ import numpy as np
 from flatcompress.config import FinetuneConfig, check_sparsity
 from flatcompress.device import pick_device
 from flatcompress.errors import DataSourceError, MissingRecordError
-from flatcompress.mask_files import load_masks, save_masks
-from flatcompress.masks import masks_sparsity
+from flatcompress.masks import masks_sparsity, prunable_names
 from flatcompress.models import get_model_spec
 from flatcompress.provenance import provenance
-from flatcompress.pruning import head_names, magnitude_masks, prunable_names
+from flatcompress.pruning.magnitude import head_names, magnitude_masks
+from flatcompress.pruning.mask_files import load_masks, save_masks
 from flatcompress.records import config_key, read_record, record_path, write_record
 from flatcompress.training import FinetuneResult, StartingPoint, finetune, run_data
 

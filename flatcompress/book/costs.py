@@ -26,7 +26,7 @@ DEV_SIZES = {"mnli": 9_815, "qqp": 40_430, "qnli": 5_463, "sst2": 872, "cola": 1
 # Training examples per second, BERT-base, length 128, batch 32, AdamW, mixed precision (fp16 on a T4, bf16 on the
 # others): reference values until `make gpu-check` has measured the device, not measurements of ours.
 REFERENCE_EXAMPLES_PER_SECOND = {"T4": 150.0, "V100": 400.0, "A100": 1000.0, "H100": 1800.0}
-_GPU_CHECK = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "gpu_check.json"
+_GPU_CHECK = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_check.json"
 
 
 def _cost_kind(record: dict) -> str:
@@ -115,7 +115,7 @@ def _dev(tier, task: str) -> int:
 
 def job_passes(job, tier) -> float:
     """Example passes (forward and backward) one job of a tier's plan costs; see the module docstring."""
-    from flatcompress.cofi import CoFiSettings
+    from flatcompress.cofi.run import CoFiSettings
 
     a = job.args
     if job.method == "finetune":
@@ -163,7 +163,7 @@ def plan_gpu_hours(profile: str, device: str = "T4", gpu_check: str | Path | Non
 def chapter_gpu_hours(profile: str, device: str = "T4", gpu_check: str | Path | None = None) -> dict[str, float]:
     """GPU-hours of each chapter of tier `profile` run alone on a fresh runtime (with the fine-tuning runs and IMP
     chains it needs), on `device`: what one Colab session must hold."""
-    from flatcompress.reproduce import CHAPTERS
+    from flatcompress.book.reproduce import CHAPTERS
 
     return {c: sum(plan_gpu_hours(profile, device, gpu_check, [c])[0].values()) for c in CHAPTERS}
 

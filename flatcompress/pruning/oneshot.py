@@ -2,7 +2,7 @@
 
 Take a fine-tuned model $\\theta$, and for each sparsity $s$ of a sweep (the paper: 0% to 60% in 5%
 steps) evaluate $\\theta \\odot m_s$ on the validation data, where $m_s$ is the global magnitude mask of
-$\\theta$ itself at $s$ over the prunable set (`flatcompress.pruning.magnitude_masks`). No weight is
+$\\theta$ itself at $s$ over the prunable set (`flatcompress.pruning.magnitude.magnitude_masks`). No weight is
 trained again, so the curve shows how much of the model's accuracy survives the removal of its
 smallest weights: a flat minimum should tolerate the perturbation better.
 """
@@ -17,10 +17,10 @@ import torch
 
 from flatcompress.config import check_sparsity
 from flatcompress.data import encode, load_run_data
-from flatcompress.masks import apply_masks, masks_sparsity
+from flatcompress.masks import apply_masks, masks_sparsity, prunable_names
 from flatcompress.models import get_model_spec, load_tokenizer
 from flatcompress.provenance import provenance
-from flatcompress.pruning import magnitude_masks, prunable_names
+from flatcompress.pruning.magnitude import magnitude_masks
 from flatcompress.records import find_measurement, run_reference, write_record
 from flatcompress.training import FinetuneResult, evaluate_splits, predicted_classes, prediction_blocks
 

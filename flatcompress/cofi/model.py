@@ -1,7 +1,7 @@
 """A BERT classifier that CoFi's gates act on, and its physically pruned form (Xia et al. 2022, §3).
 
 `GatedBert(model)` runs a Hugging Face BERT-style sequence classifier with its own forward, so CoFi's
-gates (`flatcompress.structured.CoFiGates`) can multiply in where CoFi puts them. For layer $\\ell$ with
+gates (`flatcompress.cofi.shapes.CoFiGates`) can multiply in where CoFi puts them. For layer $\\ell$ with
 input $x$ (already multiplied by the hidden gate $z^{\\mathrm{hid}}$):
 
 $$o^{\\mathrm{att}} = z^{\\mathrm{hl}}_\\ell\\, W_O \\big[z^{\\mathrm{head}}_{\\ell,1} \\mathrm{head}_1(x); \\dots;

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from flatcompress.data import encode, load_run_data, pad_collate
+from flatcompress.flatness.sharpness import PAPER_EPSILONS, batches_loss, hessian_top_eigenvalue, sharpness_table
 from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.records import find_measurement, run_reference, write_record
-from flatcompress.sharpness import PAPER_EPSILONS, batches_loss, hessian_top_eigenvalue, sharpness_table
 from flatcompress.training import FinetuneResult
 
 __all__ = ["measure_sharpness", "FULL_SPACE_BYTES_PER_PARAMETER", "FULL_SPACE_MAX_PARAMETERS", "full_space_bytes",

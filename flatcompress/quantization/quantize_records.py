@@ -2,7 +2,7 @@
 
 `measure_quantization(result, settings)` loads a finished `finetune` run's best model, scores it in
 fp32 on the CPU, quantizes it once per setting (`"torch-ao"`, `"onnxruntime+emb"`, ...: a back-end of
-`flatcompress.quantize`, `+emb` to quantize the embeddings too) and scores each int8 model on the same
+`flatcompress.quantization.quantize`, `+emb` to quantize the embeddings too) and scores each int8 model on the same
 validation data. The record, `<results_dir>/quantization/<task>/<run stem>-<key>.json`, holds every
 metric and the serialized size of each model; an existing record is returned instead of measuring again.
 """
@@ -18,7 +18,7 @@ import torch
 from flatcompress.data import encode, load_run_data, pad_collate
 from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
-from flatcompress.quantize import check_backend, quantize, serialized_bytes
+from flatcompress.quantization.quantize import check_backend, quantize, serialized_bytes
 from flatcompress.records import find_measurement, run_reference, write_record
 from flatcompress.training import FinetuneResult, evaluate_splits, predicted_classes, prediction_blocks
 

@@ -4,10 +4,10 @@
 The run has three stages, all on the teacher's task and training data:
 
 1. **distill** (CoFi's pre-pruning fine-tuning): the student learns from the teacher, no gates;
-2. **prune**: CoFi's gates are sampled every step and the Lagrangian (`flatcompress.structured`) pulls the
+2. **prune**: CoFi's gates are sampled every step and the Lagrangian (`flatcompress.cofi.shapes`) pulls the
    expected sparsity to the target, which rises from 0 over the first `warmup_epochs`;
 3. **finetune**: the evaluation gates are fixed, the student is pruned physically
-   (`flatcompress.cofi_model.prune_physically`) and trained further; its best epoch is kept.
+   (`flatcompress.cofi.model.prune_physically`) and trained further; its best epoch is kept.
 
 The loss in every stage is CoFi's distillation objective,
 
@@ -38,14 +38,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from flatcompress.cofi_model import GatedBert, load_pruned, prune_hidden_input, prune_physically, save_pruned
+from flatcompress.cofi.model import GatedBert, load_pruned, prune_hidden_input, prune_physically, save_pruned
+from flatcompress.cofi.shapes import CoFiGates, EncoderShape, Lagrangian, check_target
 from flatcompress.data import encode, load_run_data, pad_collate
 from flatcompress.device import autocast, pick_device
 from flatcompress.errors import MissingRecordError
 from flatcompress.models import load_model, load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.records import config_key, read_record, record_path, run_reference, write_record
-from flatcompress.structured import CoFiGates, EncoderShape, Lagrangian, check_target
 from flatcompress.tasks import get_task
 from flatcompress.training import FinetuneResult, evaluate_splits, load_snapshot, prediction_blocks, seed_everything
 

@@ -26,9 +26,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from flatcompress import stats
+from flatcompress.book.report import OPTIMIZER_ROW, paper_mean
 from flatcompress.profiles import get_profile
 from flatcompress.records import iter_records, read_record
-from flatcompress.report import OPTIMIZER_ROW, paper_mean
 from flatcompress.stats import Estimate, ModelEval
 
 __all__ = ["Claim", "CLAIMS", "Verdict", "VERDICTS", "scorecard", "verdict_of", "finetune_records", "imp_chains",
@@ -270,7 +270,7 @@ def _sam_minus_adam_at(groups: dict[tuple[str, str], list[Chain]], task: str, sp
 def pruning_verdict(results_dir: Path, rewind: bool = True) -> Verdict | None:
     """Claims 2 (IMP, rewind=True) and 6 (standard pruning): SAM − Adam at each task's reference sparsity (Table 5),
     pooled over tasks; the paper's per-task differences are shown. None without records there."""
-    from flatcompress.paper import REFERENCE_SPARSITY
+    from flatcompress.book.paper import REFERENCE_SPARSITY
 
     every = imp_chains(results_dir, rewind)
     chains, gated = _healthy_chains(every)
@@ -510,7 +510,7 @@ def cofi_verdict(results_dir: Path) -> Verdict | None:
 def quantization_models(record: dict[str, Any], run: dict[str, Any] | None,
                         setting: str = "torch-ao") -> tuple[ModelEval, ModelEval] | None:
     """(fp32, int8) of one quantization record in Table 8's metric (F1 for MRPC and QQP); None without `setting`."""
-    from flatcompress.paper import TABLES
+    from flatcompress.book.paper import TABLES
 
     row = next((r for r in record["rows"] if r["setting"] == setting), None)
     if row is None:
@@ -682,7 +682,7 @@ def _judge_sam_cost(root: Path) -> Verdict:
     path = Path(root).parent / "benchmarks" / "results" / "sam_vs_adamw.json"
     if path.is_file():
         return sam_cost_verdict(json.loads(path.read_text()))
-    from flatcompress.chapter import benchmark_record
+    from flatcompress.book.chapter import benchmark_record
 
     return sam_cost_verdict(benchmark_record("sam_vs_adamw"))
 

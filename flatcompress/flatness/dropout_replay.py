@@ -21,10 +21,10 @@ from typing import Any
 import torch
 
 from flatcompress.data import encode, load_run_data, pad_collate
+from flatcompress.flatness.sam import SAM
 from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.records import find_measurement, write_record
-from flatcompress.sam import SAM
 from flatcompress.training import FinetuneResult
 
 __all__ = ["loss_rise", "measure_dropout_replay"]

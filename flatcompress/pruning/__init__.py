@@ -1,0 +1,1 @@
+"""Unstructured pruning: global magnitude masks, mask files, iterative pruning (IMP), one-shot curves."""
