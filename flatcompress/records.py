@@ -13,11 +13,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from flatcompress.errors import MissingRecordError, RecordExistsError
 
-__all__ = ["config_key", "record_path", "write_record", "read_record", "iter_records", "find_measurement",
+__all__ = ["atomic_write", "config_key", "record_path", "write_record", "read_record", "iter_records", "find_measurement",
            "run_reference"]
 
 SCHEMA_VERSION = 1
@@ -41,29 +41,37 @@ def run_reference(path: str | Path | None, results_dir: str | Path | None) -> st
     return Path(os.path.relpath(Path(path).resolve(), Path(results_dir).resolve())).as_posix()
 
 
-def write_record(path: str | Path, record: dict[str, Any], overwrite: bool = False) -> Path:
-    """Write `record` to `path` atomically (temporary file, fsync, then link or rename into place)."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any], overwrite: bool = True) -> Path:
+    """Write `path` whole or not at all: `write(fh)` fills a temporary file in the same folder, which is synced and
+    renamed into place; a kill mid-write leaves the old file (or none), never half of one. With `overwrite=False`
+    the file is linked into place instead, so an existing one is never replaced, even in a race
+    (`RecordExistsError`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"schema": SCHEMA_VERSION, **record}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record, fh, indent=1, sort_keys=False, default=str)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
         if overwrite:
             os.replace(tmp, path)
         else:
             try:
-                os.link(tmp, path)  # fails if the target exists: no silent overwrite, even in a race
+                os.link(tmp, path)
             except FileExistsError:
                 raise RecordExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def write_record(path: str | Path, record: dict[str, Any], overwrite: bool = False) -> Path:
+    """Write `record` to `path` atomically (`atomic_write`); an existing record only with `overwrite=True`."""
+    text = json.dumps({"schema": SCHEMA_VERSION, **record}, indent=1, default=str) + "\n"
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), overwrite)
 
 
 def read_record(path: str | Path) -> dict[str, Any]:

@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from flatcompress.models import load_model, load_tokenizer
 from flatcompress.optim import build_optimizer
 from flatcompress.predictions import evaluation_block
 from flatcompress.provenance import provenance
-from flatcompress.records import config_key, read_record, record_path, write_record
+from flatcompress.records import atomic_write, config_key, read_record, record_path, write_record
 from flatcompress.tasks import Task, get_task
 
 __all__ = ["FinetuneResult", "StartingPoint", "finetune", "find_run", "run_data", "run_fields", "record_config",
@@ -477,7 +476,4 @@ def _save_partial(partial: Path, key: str, model: torch.nn.Module, optimizer: to
         "scaler": scaler.state_dict() if scaler is not None else None,
         "state": {**state, "elapsed": elapsed},
     }
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, partial)
+    atomic_write(partial, lambda fh: torch.save(payload, fh))

@@ -45,7 +45,7 @@ from flatcompress.device import autocast, pick_device
 from flatcompress.errors import MissingRecordError
 from flatcompress.models import load_model, load_tokenizer
 from flatcompress.provenance import provenance
-from flatcompress.records import config_key, read_record, record_path, run_reference, write_record
+from flatcompress.records import atomic_write, config_key, read_record, record_path, run_reference, write_record
 from flatcompress.tasks import get_task
 from flatcompress.training import FinetuneResult, evaluate_splits, load_snapshot, prediction_blocks, seed_everything
 
@@ -329,8 +329,7 @@ def _snapshot(partial: Path, student: GatedBert, gates: CoFiGates, constraint: L
                "transform": transform.state_dict(), "rng": torch.random.get_rng_state(), "student_file": name,
                "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized()
                else None, **optimization}
-    torch.save(payload, partial / "state.tmp")
-    os.replace(partial / "state.tmp", partial / "state.pt")
+    atomic_write(partial / "state.pt", lambda fh: torch.save(payload, fh))
     for old in partial.glob("student-*"):
         if old.stem != name:
             old.unlink()

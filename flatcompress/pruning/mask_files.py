@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 
 from flatcompress.masks import Masks, check_masks_fit, masks_sparsity
+from flatcompress.records import atomic_write
 
 __all__ = ["MaskFile", "save_masks", "load_masks", "check_masks_fit"]
 
@@ -49,19 +48,7 @@ def save_masks(path: str | Path, masks: Masks, model: str, meta: dict[str, Any] 
               "tensors": [[n, list(masks[n].shape)] for n in names], "bits": int(bits.size),
               "sha256": hashlib.sha256(packed).hexdigest(), "meta": meta or {}}
     head = json.dumps(header, separators=(",", ":")).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(MAGIC + struct.pack("<I", len(head)) + head + packed)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda fh: fh.write(MAGIC + struct.pack("<I", len(head)) + head + packed))
 
 
 def load_masks(path: str | Path, model: torch.nn.Module | None = None) -> MaskFile:
