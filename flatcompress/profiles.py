@@ -36,6 +36,10 @@ __all__ = ["Profile", "PROFILES", "get_profile"]
 _SMALL_GLUE = ("rte", "mrpc", "stsb", "cola")
 
 
+PAPER_IMP_SCHEDULE = tuple(round(0.1 * k, 1) for k in range(10))  # IMP: 0%, 10%, ..., 90% (§3.3)
+PAPER_ONESHOT_SPARSITIES = tuple(round(0.05 * k, 2) for k in range(13))  # one-shot: 0%, 5%, ..., 60% (A.3)
+
+
 @dataclass(frozen=True)
 class Profile:
     """Scale parameters of one tier; `config(task)` turns them into a run."""
@@ -60,8 +64,8 @@ class Profile:
     sharpness: dict[str, Any] = field(default_factory=dict)  # measure_sharpness settings at this tier
     sharpness_tasks: tuple[str, ...] = ()  # the tasks whose models get ε-sharpness (empty: every task)
     subspace_seeds: tuple[int, ...] = (0,)  # random subspaces per model (ε-sharpness)
-    imp_schedule: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(10))  # IMP sparsities (paper: 0-90%)
-    oneshot_sparsities: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(13))  # A.3: 0-60% in 5% steps
+    imp_schedule: tuple[float, ...] = PAPER_IMP_SCHEDULE  # IMP sparsities
+    oneshot_sparsities: tuple[float, ...] = PAPER_ONESHOT_SPARSITIES  # one-shot sparsities
     cofi: dict[str, Any] = field(default_factory=dict)  # CoFiSettings at this tier (default: the paper's, A.10)
     chapter_tasks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # a chapter's tasks, if not `tasks`
     chapter_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # a chapter's seeds, if not `seeds`

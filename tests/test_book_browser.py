@@ -25,7 +25,7 @@ SITE = REPO / "_build" / "html"
 PAGES = ["book/intro.html", "book/train-flat.html", "book/pruning-without-retraining.html",
          "book/lottery-tickets.html", "book/mask-or-optimizer.html",
          "book/tickets-travel.html", "book/structured-pruning.html", "book/quantization.html", "book/scorecard.html",
-         "book/chapter-template.html"]
+         "book/teaching.html", "book/chapter-template.html"]
 
 
 def _need(condition: bool, reason: str) -> None:

@@ -77,5 +77,28 @@ def test_the_table_of_contents_the_batch_the_claims_and_the_browser_check_name_t
     assert [f"{page}.html" for page in pages] == PAGES  # the browser opens every page of the book, in its order
     chapters = [page.removeprefix("book/") for page in pages if page.removeprefix("book/") in CHAPTERS]
     assert chapters == list(CHAPTERS)  # `reproduce` runs every chapter notebook, in the book's order
-    assert {page.removeprefix("book/") for page in pages} - set(CHAPTERS) == {"intro", "scorecard", "chapter-template"}
+    others = {page.removeprefix("book/") for page in pages} - set(CHAPTERS)
+    assert others == {"intro", "scorecard", "teaching", "chapter-template"}
     assert {claim.chapter for claim in CLAIMS} <= set(CHAPTERS)  # every claim is judged in a chapter of the book
+
+
+def test_the_course_page_reads_each_chapters_code_and_exercises_and_the_cost_ledger(tmp_path):
+    import json
+
+    from flatcompress.book import costs
+    from flatcompress.book.course import chapter_contents, syllabus
+    from flatcompress.book.reproduce import CHAPTERS
+
+    text = ("## Method\n\n```{literalinclude} ../flatcompress/flatness/sam.py\n:language: python\n:pyobject: SAM\n```\n"
+            "```{literalinclude} ../flatcompress/pruning/imp.py\n```\n"
+            "## Exercises\n\n1. **One.** a\n   b\n2. c\n10. d\n")
+    notebook = tmp_path / "chapter.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": [text]},
+                                              {"cell_type": "code", "source": ["1. not an exercise"]}]}))
+    assert chapter_contents(notebook) == {"code": ["flatcompress.flatness.sam.SAM", "flatcompress.pruning.imp"],
+                                          "exercises": 3}
+    rows = {row["chapter"]: row for row in syllabus(tmp_path)}  # no cpu records there: nothing measured
+    assert list(rows) == list(CHAPTERS)
+    assert "flatcompress.flatness.sam.SAM" in rows["train-flat"]["code on the page"]
+    assert rows["quantization"]["colab tier, A100 hours"] == costs.chapter_gpu_hours("colab", "A100")["quantization"]
+    assert all(row["cpu tier, measured hours"] == 0 and row["exercises"] >= 3 for row in rows.values())

@@ -36,15 +36,15 @@ from flatcompress.device import pick_device
 from flatcompress.errors import DataSourceError, MissingRecordError
 from flatcompress.masks import masks_sparsity, prunable_names
 from flatcompress.models import get_model_spec
+from flatcompress.profiles import PAPER_IMP_SCHEDULE
 from flatcompress.provenance import provenance
 from flatcompress.pruning.magnitude import head_names, magnitude_masks
 from flatcompress.pruning.mask_files import load_masks, save_masks
 from flatcompress.records import config_key, read_record, record_path, write_record
 from flatcompress.training import FinetuneResult, StartingPoint, finetune, run_data
 
-__all__ = ["PAPER_SCHEDULE", "HEAD_MODES", "check_schedule", "imp", "imp_stem"]
+__all__ = ["HEAD_MODES", "check_schedule", "imp", "imp_stem"]
 
-PAPER_SCHEDULE = tuple(round(0.1 * k, 1) for k in range(10))  # 0%, 10%, ..., 90% (§3.3)
 HEAD_MODES = ("keep", "rewind")
 
 
@@ -74,9 +74,9 @@ def _starting_point(previous: FinetuneResult, rewind: bool, head: str,
     return StartingPoint(f"weights of {previous.record['key']}", {n: v.detach().clone() for n, v in state.items()})
 
 
-def imp(config: FinetuneConfig, sparsities: Sequence[float] = PAPER_SCHEDULE, rewind: bool = True, head: str = "keep",
-        results_dir: str | Path = "results", include_pooler: bool | None = None, compute: bool = True,
-        progress: bool = True, device: str | None = None) -> dict[str, Any]:
+def imp(config: FinetuneConfig, sparsities: Sequence[float] = PAPER_IMP_SCHEDULE, rewind: bool = True,
+        head: str = "keep", results_dir: str | Path = "results", include_pooler: bool | None = None,
+        compute: bool = True, progress: bool = True, device: str | None = None) -> dict[str, Any]:
     """Run (or resume, or read) IMP over `sparsities`; returns the IMP record.
 
     `rewind=False` is standard pruning. `include_pooler` defaults to the model's `pooler_pretrained`.

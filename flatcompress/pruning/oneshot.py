@@ -19,14 +19,14 @@ from flatcompress.config import check_sparsity
 from flatcompress.data import encode, load_run_data
 from flatcompress.masks import apply_masks, masks_sparsity, prunable_names
 from flatcompress.models import get_model_spec, load_tokenizer
+from flatcompress.profiles import PAPER_ONESHOT_SPARSITIES
 from flatcompress.provenance import provenance
 from flatcompress.pruning.magnitude import magnitude_masks
 from flatcompress.records import find_measurement, run_reference, write_record
 from flatcompress.training import FinetuneResult, evaluate_splits, predicted_classes, prediction_blocks
 
-__all__ = ["PAPER_ONESHOT_SPARSITIES", "one_shot_sweep"]
+__all__ = ["one_shot_sweep"]
 
-PAPER_ONESHOT_SPARSITIES = tuple(round(0.05 * k, 2) for k in range(13))  # 0%, 5%, ..., 60% (A.3)
 
 
 def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_ONESHOT_SPARSITIES,
