@@ -222,7 +222,10 @@ class _FakeRay:
     def cluster_resources(self):
         return {"CPU": float(self.cpus)}
 
-    def remote(self, fn):
+    def remote(self, fn=None, **kw):
+        if fn is None:  # ray.remote(max_calls=1)(fn)
+            self.remote_options = kw
+            return self.remote
         fake = self
 
         class Remote:
@@ -273,6 +276,7 @@ def test_the_ray_engine_submits_in_the_plans_order_and_records_a_crashed_task(tm
         monkeypatch.setattr(ray_engine, "run_job", fake_run_job)
         states = ray_engine.run(jobs, state, workers=cpus)
         assert fake.started == order  # Ray alone would start rt-2 before rt-1 even with one CPU
+        assert fake.remote_options == {"max_calls": 1}  # a fresh worker per job: the code of the job's start
         assert states == {"rt-0": "done", "rt-1": "done", "rt-2": "done", "rt-3": "failed", "rt-4": "blocked"}
         assert "worker died" in (state / "rt-3.failed").read_text()
     assert ray_engine.capacity({"CPU": 16.0, "GPU": 1.0}, threads=2, gpus=0.25) == 4

@@ -74,8 +74,10 @@ def run(jobs: Sequence[Job], state: Path, workers: int = 2, threads: int = 1, gp
     ray.init(runtime_env={"env_vars": env}, log_to_driver=False, **options)
     started = time.time()
     try:
-        # A worker that dies (killed, out of memory) is retried: a job resumes from its last finished epoch.
-        task = ray.remote(_task).options(num_cpus=threads, num_gpus=gpus, max_retries=3)
+        # A worker that dies (killed, out of memory) is retried: a job resumes from its last finished epoch. Each job
+        # gets a fresh worker process (max_calls=1), so it runs the code of the checkout as it was when the job
+        # started: a reused worker would mix the modules it imported earlier with ones edited since.
+        task = ray.remote(max_calls=1)(_task).options(num_cpus=threads, num_gpus=gpus, max_retries=3)
         room = capacity(ray.cluster_resources(), threads, gpus)
         todo = [job for job in jobs if not (state / f"{job.id}.done").exists()]
         running: dict = {}  # object reference -> job
