@@ -38,3 +38,26 @@ def smoke_config():
         return get_profile("smoke").config("rotten_tomatoes", **overrides)
 
     return make
+
+
+def tiny_bert(vocab_size: int, hidden_size: int, num_hidden_layers: int, num_attention_heads: int,
+              intermediate_size: int, num_labels: int = 3):
+    """A small random BERT classifier (seed 0, eval mode): the shared stand-in for BERT-base in unit tests."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
+                        num_attention_heads=num_attention_heads, intermediate_size=intermediate_size,
+                        num_labels=num_labels)
+    return BertForSequenceClassification(config).eval()
+
+
+def random_batch(vocab_size: int, rows: int, length: int, padded_rows: slice, pad_from: int):
+    """Random token ids (seed 1) with `padded_rows` padded from position `pad_from` on."""
+    import torch
+
+    ids = torch.randint(1, vocab_size, (rows, length), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[padded_rows, pad_from:] = 0
+    return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from conftest import random_batch, tiny_bert
 
 from flatcompress.cofi.model import GatedBert, load_pruned, prune_hidden_input, prune_physically, save_pruned
 from flatcompress.cofi.shapes import CoFiGates, EncoderShape
@@ -12,14 +12,9 @@ from flatcompress.cofi.shapes import CoFiGates, EncoderShape
 
 @pytest.fixture(scope="module")
 def tiny():
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=200, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                        intermediate_size=64, num_labels=3)
-    model = BertForSequenceClassification(config).eval()
-    ids = torch.randint(1, 200, (6, 10), generator=torch.Generator().manual_seed(1))
-    mask = torch.ones_like(ids)
-    mask[:3, 6:] = 0
-    batch = {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": (torch.arange(10) >= 5).long().expand(6, -1)}
+    model = tiny_bert(vocab_size=200, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64)
+    batch = random_batch(200, rows=6, length=10, padded_rows=slice(0, 3), pad_from=6)
+    batch["token_type_ids"] = (torch.arange(10) >= 5).long().expand(6, -1)  # a second segment
     return model, batch
 
 

@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,24 @@ def test_glue_dir_source_reads_every_row(glue_dir, task):
         assert all(0.0 <= e.label <= 5.0 for e in data.train)
     else:
         assert {e.label for e in data.train} == set(range(t.num_labels))
+
+
+FORMATS = Path(__file__).resolve().parent / "data" / "glue_data"  # invented rows in each classic format
+
+
+@pytest.mark.parametrize("task,sizes,labels", [("rte", (4, 3), [0, 1, 0]), ("mrpc", (3, 2), [1, 0]),
+                                               ("sst2", (4, 2), [1, 0]), ("cola", (4, 2), [1, 0]),
+                                               ("stsb", (3, 2), [4.0, 0.0])])
+def test_glue_dir_reads_every_format_on_any_clone(task, sizes, labels):
+    data = load_task(task, source="glue_dir", data_dir=FORMATS)
+    assert (len(data.train), len(data.main_eval)) == sizes
+    assert [e.label for e in data.main_eval] == labels  # RTE: entailment is id 0, as on the hub
+    if task == "mrpc":  # the header starts with a byte-order mark
+        assert data.train[0].text_a.startswith("Referring to him")
+    if task == "cola":  # no header row: the first line is an example
+        assert data.train[0].text_a == "The dog chased the ball."
+    with pytest.raises(DataSourceError, match="no 'train' split of QNLI"):
+        load_task("qnli", source="glue_dir", data_dir=FORMATS)
 
 
 def test_glue_dir_labels_map_to_the_hub_order(glue_dir):

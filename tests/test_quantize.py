@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from conftest import random_batch, tiny_bert
 
 from flatcompress.predictions import decode_array
 from flatcompress.quantization.quantize import (BACKENDS, BackendUnavailableError, latency, load_quantized, quantize,
@@ -19,16 +19,11 @@ SETTINGS = [(b, e) for b in BACKENDS for e in (False, True)]
 @pytest.fixture(scope="module")
 def tiny():
     """A small BERT with a vocabulary large enough that its embeddings matter, and a padded batch."""
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=3000, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=256, num_labels=3)
-    model = BertForSequenceClassification(config).eval()
+    model = tiny_bert(vocab_size=3000, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=256)
     with torch.no_grad():
         model.classifier.weight.mul_(20)  # spread the logits so argmax is a meaningful comparison
-    ids = torch.randint(1, 3000, (64, 24), generator=torch.Generator().manual_seed(1))
-    mask = torch.ones_like(ids)
-    mask[::2, 12:] = 0  # half the rows padded
-    batch = {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    batch = random_batch(3000, rows=64, length=24, padded_rows=slice(None, None, 2), pad_from=12)  # half padded
     with torch.no_grad():
         logits = model(**batch).logits
     return model, batch, logits
