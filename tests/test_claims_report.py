@@ -237,3 +237,28 @@ def test_gpu_hours_come_from_the_plan_and_the_measured_throughput(tmp_path):
     with pytest.raises(ValueError, match="make gpu-check"):
         costs.throughput("MI300")
 
+
+
+def test_the_cost_ledger_counts_each_record_once_for_the_chapter_that_first_needs_it(tmp_path):
+    from flatcompress.records import write_record
+
+    def record(name, seconds, threads=1, **fields):
+        fields.setdefault("kind", "finetune")
+        fields.setdefault("config", {"task": "sst2"})
+        write_record(tmp_path / fields["kind"] / f"{name}.json",
+                     {**fields, "wall_time_s": seconds, "provenance": {"torch_threads": threads}})
+
+    record("full", 120, threads=2)  # full fine-tuning: Train flat
+    record("round", 60, start={"kind": "weights"}, masks={"sparsity": 0.5})  # an IMP round: Lottery tickets
+    record("l1", 30, config={"task": "sst2", "l1": 1e-4}, start={"kind": "weights"})  # the l1 control
+    record("same", 30, masks={"origin": {"task": "sst2"}})  # a ticket of the same task: Mask or optimizer
+    record("other", 90, masks={"origin": {"task": "rte"}})  # a ticket of another task: Tickets travel
+    record("curve", 6, kind="oneshot")
+    write_record(tmp_path / "cofi" / "student.json", {"heads": 3})  # a model file's description: not a record
+    assert costs.chapter_minutes(tmp_path) == pytest.approx(
+        {"train-flat": 2.0, "lottery-tickets": 1.0, "mask-or-optimizer": 1.0, "tickets-travel": 1.5,
+         "pruning-without-retraining": 0.1})
+    assert costs.chapter_minutes(tmp_path, cpu=True)["train-flat"] == pytest.approx(4.0)  # two threads
+    assert costs.measured_minutes(tmp_path) == pytest.approx(
+        {"finetune": 2.0, "imp": 1.5, "tickets": 2.0, "oneshot": 0.1})
+    assert costs.chapter_minutes(tmp_path / "nothing") == {}

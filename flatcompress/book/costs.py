@@ -10,7 +10,7 @@ measurement when `benchmarks/results/gpu_check.json` holds one of that device, o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from flatcompress.profiles import get_profile
 from flatcompress.records import iter_records
@@ -40,16 +40,22 @@ def _cost_kind(record: dict) -> str:
     return "imp" if record.get("masks") or record.get("start") else "finetune"
 
 
-def measured_minutes(results_dir: str | Path) -> dict[str, float]:
-    """Wall-clock minutes recorded under `results_dir`, per kind of work (see `_cost_kind`): each record counted once."""
+def _minutes(results_dir: str | Path, group: Callable[[dict], str], cpu: bool = False) -> dict[str, float]:
+    """Wall-clock minutes of the records under `results_dir`, summed per `group(record)`, each record once
+    (`cpu=True`: times the run's torch thread count, CPU-minutes)."""
     out: dict[str, float] = {}
     if not Path(results_dir).is_dir():
         return out
     for record in iter_records(results_dir):
         if "wall_time_s" in record and "kind" in record:
-            kind = _cost_kind(record)
-            out[kind] = out.get(kind, 0.0) + record["wall_time_s"] / 60
+            threads = ((record.get("provenance") or {}).get("torch_threads") or 1) if cpu else 1
+            out[group(record)] = out.get(group(record), 0.0) + threads * record["wall_time_s"] / 60
     return out
+
+
+def measured_minutes(results_dir: str | Path) -> dict[str, float]:
+    """Wall-clock minutes recorded under `results_dir`, per kind of work (see `_cost_kind`): each record counted once."""
+    return _minutes(results_dir, _cost_kind)
 
 
 def _chapter(record: dict) -> str:
@@ -70,15 +76,7 @@ def chapter_minutes(results_dir: str | Path, cpu: bool = False) -> dict[str, flo
     chapter that first needs the run, each record once: full fine-tuning and sharpness count for Train flat, IMP
     rounds for the lottery chapter, the l1 control and runs on a ticket of the same task for mask-or-optimizer,
     runs on a ticket of another task for tickets-travel."""
-    out: dict[str, float] = {}
-    if not Path(results_dir).is_dir():
-        return out
-    for record in iter_records(results_dir):
-        if "wall_time_s" in record and "kind" in record:
-            chapter = _chapter(record)
-            threads = (record.get("provenance") or {}).get("torch_threads") or 1 if cpu else 1
-            out[chapter] = out.get(chapter, 0.0) + threads * record["wall_time_s"] / 60
-    return out
+    return _minutes(results_dir, _chapter, cpu)
 
 
 def throughput(device: str, gpu_check: str | Path | None = None) -> tuple[float, str]:
