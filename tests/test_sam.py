@@ -161,3 +161,31 @@ def test_sam_plugs_into_the_fine_tuning_loop(smoke_config):
     assert sam.record["history"][0]["train_loss"] != adam.record["history"][0]["train_loss"]
     with pytest.raises(ValueError, match="rho must be >= 0"):
         smoke_config(optimizer="sam", optimizer_kwargs={"rho": -1})  # refused by the config, before any loading
+
+
+def test_dropout_replay_measures_the_first_order_rise_and_leaves_the_weights_alone():
+    from conftest import random_batch, tiny_bert
+
+    from flatcompress.flatness.dropout_replay import loss_rise
+
+    model = tiny_bert(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64)
+    for module in model.modules():  # dropout on, strong enough to matter
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.3
+    batch = {**random_batch(100, rows=8, length=12, padded_rows=slice(0, 4), pad_from=8),
+             "labels": torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rho = 1e-3
+    torch.manual_seed(7)  # the gradient at w under the masks loss_rise draws with seed 7, by hand
+    model.train()
+    model.zero_grad()
+    model(**batch).loss.backward()
+    grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()
+                                                      if p.grad is not None]))
+    at_w, at_perturbed = loss_rise(model, batch, rho, replay=True, seed=7)
+    assert at_perturbed - at_w == pytest.approx(rho * float(grad_norm), rel=0.05)  # same masks: L rises by ρ‖g‖
+    other_w, other_perturbed = loss_rise(model, batch, rho, replay=False, seed=7)
+    assert other_w == at_w  # the first pass is the same; the second draws new masks, which move the loss at w + ε̂
+    assert abs(other_perturbed - at_perturbed) > rho * float(grad_norm)  # by more than SAM's whole rise
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # lr 0: the weights never moved
