@@ -8,6 +8,7 @@ import pytest
 from flatcompress.book.paper import REFERENCE_SPARSITY, TABLES, paper_value
 
 DIGEST = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "paper-digest.md"
+EXCERPT = Path(__file__).resolve().parent / "data" / "paper-tables.md"  # the digest's tables, in every clone
 
 
 @pytest.mark.parametrize("table, row, task, expected", [
@@ -53,10 +54,8 @@ def _digest_numbers(lines: list[str], header: int) -> list[tuple[float, float | 
     return numbers
 
 
-def test_every_number_matches_the_digest():
-    if not DIGEST.is_file():
-        pytest.skip("the paper digest (../shared/reference/paper-digest.md) is not beside this checkout")
-    lines = DIGEST.read_text(encoding="utf-8").split("\n")
+def test_every_number_matches_the_papers_tables():
+    lines = EXCERPT.read_text(encoding="utf-8").split("\n")
     starts = {name: next(i for i, l in enumerate(lines) if l.startswith(prefix)) for name, prefix in HEADERS.items()}
     sharpness = [i for i, l in enumerate(lines) if l.startswith("| ε | Opt |")]
     starts["table3"], starts["table4"] = sharpness[0], sharpness[1]
@@ -65,3 +64,11 @@ def test_every_number_matches_the_digest():
         ours = [c for row in table.rows.values() for c in row.values() if c is not None and c[0] >= 1e-3]
         theirs = _digest_numbers(lines, starts[name])
         assert sorted(theirs, key=str) == sorted(ours, key=str), name
+
+
+def test_the_excerpt_is_the_digests_tables_word_for_word():
+    if not DIGEST.is_file():
+        pytest.skip("the paper digest (../shared/reference/paper-digest.md) is not beside this checkout")
+    digest = DIGEST.read_text(encoding="utf-8")
+    blocks = re.findall(r"^## table\d\n\n((?:\|.*\n)+)", EXCERPT.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    assert len(blocks) == 8 and all(block in digest for block in blocks)
