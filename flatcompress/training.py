@@ -241,6 +241,10 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
     `start_from` replaces some or all starting weights (see `StartingPoint`); `masks` are applied after it.
     `masks_origin` (e.g. `{"kind": "imp", "task": "rte", "optimizer": "sam", "sparsity": 0.6}`) is kept in the
     record to say where the masks came from; it does not enter the cache key (the masks' fingerprint does).
+
+    The steps: look the run up (`_look_up`), build the model and optimizer (`_Run`), resume from the last
+    snapshot (`_resume`), train and evaluate epoch by epoch (`_train_epoch`), then write the record
+    (`_finetune_record`, `_keep`).
     """
     try:
         data, tokenizer, fingerprint = run_data(config)
@@ -252,6 +256,46 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
             raise MissingRecordError(f"no result record of this {config.task} run under {results_dir} (its data "
                                      f"could not be read here either, so it cannot be computed)") from None
         return FinetuneResult(read_record(found), found, cached=True)
+    key, path, existing, cached = _look_up(config, fingerprint, masks, start_from, results_dir, overwrite,
+                                           save_checkpoint, compute)
+    if cached is not None:
+        return cached
+
+    start_time = time.perf_counter()
+    dev = pick_device(device)
+    made_by = provenance(dev)  # the code that runs is the code at the start (the tree may change while it runs)
+    run = _Run.build(config, data, tokenizer, masks, start_from, dev)
+    partial = path.with_suffix(".partial.pt") if path else None
+    state = _resume(partial, key, run, dev, progress) or {
+        "epoch": 0, "history": [], "best_state": None, "best_predictions": None, "best_score": -math.inf,
+        "best_epoch": None, "elapsed": 0.0}
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        _train_epoch(run, config, epoch, state, progress)
+        if partial is not None and epoch < config.epochs:
+            _save_partial(partial, key, run.model, run.optimizer, run.scheduler, state, dev,
+                          state["elapsed"] + time.perf_counter() - start_time, run.scaler)
+
+    run.model.load_state_dict(state["best_state"])
+    run.model.eval()
+    record = _finetune_record(run, config, key, fingerprint, masks_origin, start_from, state, made_by,
+                              state["elapsed"] + time.perf_counter() - start_time)
+    record = _keep(record, existing, path, overwrite, dev)
+    if path is not None:
+        if save_checkpoint:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in state["best_state"].items()}, str(path.with_suffix(".safetensors")))
+        if partial is not None and partial.exists():
+            partial.unlink()
+    return FinetuneResult(record, path, run.model, cached=False)
+
+
+def _look_up(config: FinetuneConfig, fingerprint: dict[str, Any], masks: Masks | None,
+             start_from: StartingPoint | None, results_dir: str | Path | None, overwrite: bool,
+             save_checkpoint: bool, compute: bool) -> tuple[str, Path | None, dict | None, FinetuneResult | None]:
+    """(key, record path, the existing record, the cached result): the cached result when the run need not train
+    (its record exists, with its weights if they are asked for); the existing record when it trains again only for
+    its weights. Raises `MissingRecordError` when the run would have to train and `compute` is False."""
     key = config_key(run_fields(config, fingerprint["digest"], masks, start_from))
     path, existing = None, None
     if results_dir is not None:
@@ -259,108 +303,138 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
         if found is not None and not overwrite:
             existing = read_record(found)
             if not compute or not save_checkpoint or found.with_suffix(".safetensors").exists():
-                return FinetuneResult(existing, found, cached=True)
+                return key, found, existing, FinetuneResult(existing, found, cached=True)
             # The record exists but its weights were not kept: train again (deterministic) for them, keep the record.
             path = found
     if not compute:
         raise MissingRecordError(f"no result record {path}" if path else "compute=False needs a results_dir")
+    return key, path, existing, None
 
-    start_time = time.perf_counter()
-    task = get_task(config.task)
-    dev = pick_device(device)
-    made_by = provenance(dev)  # the code that runs is the code at the start (the tree may change while it runs)
-    train_features = encode(data.train, tokenizer, config.max_length)
-    eval_features = {s: encode(v, tokenizer, config.max_length) for s, v in data.eval.items()}
 
-    precision = pick_precision(dev, config.precision)
-    scaler = LossScaler() if precision == "fp16" else None
-    model = starting_model(config, masks, start_from).to(dev)
-    if masks is not None:
-        masks = masks_on(masks, dev)  # once: every step then masks in place, with no host-device copy
-    optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                eps=config.adam_eps, **config.optimizer_kwargs)
-    steps_per_epoch = -(-len(train_features) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(total_steps))
+@dataclass
+class _Run:
+    """What one fine-tuning run trains with: the data as features, the model, masks and optimizer on the device."""
 
-    state = {"epoch": 0, "history": [], "best_state": None, "best_predictions": None, "best_score": -math.inf,
-             "best_epoch": None, "elapsed": 0.0}
-    partial = path.with_suffix(".partial.pt") if path else None
-    if partial is not None and partial.exists():
-        saved = load_snapshot(partial)
-        if saved["key"] == key:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            if scaler is not None and saved.get("scaler") is not None:
-                scaler.load_state_dict(saved["scaler"])
-            torch.random.set_rng_state(saved["rng"])
-            if dev.type == "cuda" and saved.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(saved["cuda_rng"])
-            state = saved["state"]
-            if progress:
-                tqdm.write(f"resuming {path.name} after epoch {state['epoch']}")
+    task: Task
+    data: TaskData
+    tokenizer: Any
+    train_features: list
+    eval_features: dict[str, list]
+    model: torch.nn.Module
+    masks: dict[str, torch.Tensor] | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: LossScaler | None
+    precision: str
+    device: torch.device
+    steps_per_epoch: int
+    total_steps: int
+    penalized: list[torch.nn.Parameter]
 
-    main_split, main_metric = data.main_split, task.main_metric
-    step = state["epoch"] * steps_per_epoch
-    penalized = _l1_parameters(model, config) if config.l1 > 0 else []
-    for epoch in range(state["epoch"] + 1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        model.train()
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(train_features))
-        losses = []
-        bar = tqdm(total=steps_per_epoch, desc=f"{task.title} {config.optimizer} epoch {epoch}/{config.epochs}",
-                   disable=not progress, leave=False, dynamic_ncols=True)
-        for start in range(0, len(order), config.batch_size):
-            step += 1
-            batch = pad_collate([train_features[i] for i in order[start:start + config.batch_size]],
-                                tokenizer.pad_token_id)
-            closure = _make_closure(model, optimizer, batch, config, masks, dev, step, penalized, precision, scaler)
-            try:
-                loss = optimizer.step(closure)
-            except SkipStep:  # fp16 overflowed: no update (SAM restored its weights); a smaller loss scale next
-                scaler.update(skipped=True)
-                if scaler.good_steps == 0 and scaler.scale <= scaler.min_scale:
-                    raise NonFiniteLossError(f"the gradients overflow at step {step} even at loss scale "
-                                             f"{scaler.scale:g}; lower the learning rate (now {config.lr})") from None
-            else:
-                if scaler is not None:
-                    scaler.update(skipped=False)
-                losses.append(float(loss))
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if masks is not None:
-                apply_masks(model, masks)
-            scheduler.step()
-            bar.update(1)
-        bar.close()
-        train_seconds = time.perf_counter() - epoch_start
-        metrics, predictions = evaluate_splits(model, eval_features, task, 2 * config.batch_size, dev)
-        predictions = {split: torch.from_numpy(np.asarray(p)) for split, p in predictions.items()}
-        score = metrics[main_split][main_metric]
-        state["history"].append({"epoch": epoch, "train_loss": float(np.mean(losses)), "eval": metrics,
-                                 "lr_end": float(scheduler.get_last_lr()[0]), "train_seconds": train_seconds,
-                                 "seconds": time.perf_counter() - epoch_start})
-        if score > state["best_score"]:
-            state.update(best_score=score, best_epoch=epoch, best_predictions=predictions,
-                         best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-        state["epoch"] = epoch
-        if progress:
-            tqdm.write(f"{task.title} {config.optimizer} seed {config.seed} epoch {epoch}/{config.epochs}: "
-                       f"train loss {np.mean(losses):.4f}, {main_metric} {score:.4f}")
-        if partial is not None and epoch < config.epochs:
-            _save_partial(partial, key, model, optimizer, scheduler, state, dev,
-                          state["elapsed"] + time.perf_counter() - start_time, scaler)
+    @classmethod
+    def build(cls, config: FinetuneConfig, data: TaskData, tokenizer: Any, masks: Masks | None,
+              start_from: StartingPoint | None, dev: torch.device) -> "_Run":
+        train_features = encode(data.train, tokenizer, config.max_length)
+        eval_features = {s: encode(v, tokenizer, config.max_length) for s, v in data.eval.items()}
+        precision = pick_precision(dev, config.precision)
+        model = starting_model(config, masks, start_from).to(dev)
+        optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr,
+                                    weight_decay=config.weight_decay, eps=config.adam_eps, **config.optimizer_kwargs)
+        steps_per_epoch = -(-len(train_features) // config.batch_size)
+        total_steps = steps_per_epoch * config.epochs
+        return cls(get_task(config.task), data, tokenizer, train_features, eval_features, model,
+                   masks_on(masks, dev) if masks is not None else None,  # once: no host-device copy per step
+                   optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(total_steps)),
+                   LossScaler() if precision == "fp16" else None, precision, dev, steps_per_epoch, total_steps,
+                   _l1_parameters(model, config) if config.l1 > 0 else [])
 
-    model.load_state_dict(state["best_state"])
-    model.eval()
+
+def _resume(partial: Path | None, key: str, run: _Run, dev: torch.device, progress: bool) -> dict[str, Any] | None:
+    """The state after the last finished epoch of an interrupted run of `key` (model, optimizer, scheduler, loss
+    scale and random state restored in place), or None when there is nothing to resume."""
+    if partial is None or not partial.exists():
+        return None
+    saved = load_snapshot(partial)
+    if saved["key"] != key:
+        return None
+    run.model.load_state_dict(saved["model"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.scheduler.load_state_dict(saved["scheduler"])
+    if run.scaler is not None and saved.get("scaler") is not None:
+        run.scaler.load_state_dict(saved["scaler"])
+    torch.random.set_rng_state(saved["rng"])
+    if dev.type == "cuda" and saved.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"])
+    if progress:
+        tqdm.write(f"resuming {partial.name} after epoch {saved['state']['epoch']}")
+    return saved["state"]
+
+
+def _train_epoch(run: _Run, config: FinetuneConfig, epoch: int, state: dict[str, Any], progress: bool) -> None:
+    """One epoch: the optimizer steps over the training data in this epoch's order, then every evaluation split is
+    scored; `state` gains the epoch's history row and, when it is the best so far, its weights and predictions."""
+    epoch_start = time.perf_counter()
+    task, model, scaler = run.task, run.model, run.scaler
+    main_split, main_metric = run.data.main_split, task.main_metric
+    step = (epoch - 1) * run.steps_per_epoch
+    model.train()
+    order = np.random.default_rng([config.seed, epoch]).permutation(len(run.train_features))
+    losses = []
+    bar = tqdm(total=run.steps_per_epoch, desc=f"{task.title} {config.optimizer} epoch {epoch}/{config.epochs}",
+               disable=not progress, leave=False, dynamic_ncols=True)
+    for start in range(0, len(order), config.batch_size):
+        step += 1
+        batch = pad_collate([run.train_features[i] for i in order[start:start + config.batch_size]],
+                            run.tokenizer.pad_token_id)
+        closure = _make_closure(model, run.optimizer, batch, config, run.masks, run.device, step, run.penalized,
+                                run.precision, scaler)
+        try:
+            loss = run.optimizer.step(closure)
+        except SkipStep:  # fp16 overflowed: no update (SAM restored its weights); a smaller loss scale next
+            scaler.update(skipped=True)
+            if scaler.good_steps == 0 and scaler.scale <= scaler.min_scale:
+                raise NonFiniteLossError(f"the gradients overflow at step {step} even at loss scale "
+                                         f"{scaler.scale:g}; lower the learning rate (now {config.lr})") from None
+        else:
+            if scaler is not None:
+                scaler.update(skipped=False)
+            losses.append(float(loss))
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if run.masks is not None:
+            apply_masks(model, run.masks)
+        run.scheduler.step()
+        bar.update(1)
+    bar.close()
+    train_seconds = time.perf_counter() - epoch_start
+    metrics, predictions = evaluate_splits(model, run.eval_features, task, 2 * config.batch_size, run.device)
+    predictions = {split: torch.from_numpy(np.asarray(p)) for split, p in predictions.items()}
+    score = metrics[main_split][main_metric]
+    state["history"].append({"epoch": epoch, "train_loss": float(np.mean(losses)), "eval": metrics,
+                             "lr_end": float(run.scheduler.get_last_lr()[0]), "train_seconds": train_seconds,
+                             "seconds": time.perf_counter() - epoch_start})
+    if score > state["best_score"]:
+        state.update(best_score=score, best_epoch=epoch, best_predictions=predictions,
+                     best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+    state["epoch"] = epoch
+    if progress:
+        tqdm.write(f"{task.title} {config.optimizer} seed {config.seed} epoch {epoch}/{config.epochs}: "
+                   f"train loss {np.mean(losses):.4f}, {main_metric} {score:.4f}")
+
+
+def _finetune_record(run: _Run, config: FinetuneConfig, key: str, fingerprint: dict[str, Any],
+                     masks_origin: dict[str, Any] | None, start_from: StartingPoint | None, state: dict[str, Any],
+                     made_by: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
+    """The run's record: its config, data, masks, the best epoch's scores and predictions, the history, the cost."""
+    task, masks = run.task, run.masks
+    main_split, main_metric = run.data.main_split, task.main_metric
     best = state["history"][state["best_epoch"] - 1]
     best_predictions = {s: p.numpy() for s, p in state["best_predictions"].items()}
-    record = {
+    return {
         "kind": "finetune",
         "key": key,
         "config": record_config(config),
         "task": {"name": task.name, "title": task.title, "main_metric": main_metric, "main_split": main_split},
-        "data": {**data.info, "fingerprint": fingerprint},
+        "data": {**run.data.info, "fingerprint": fingerprint},
         "masks": None if masks is None else {"fingerprint": masks_fingerprint(masks), "sparsity": masks_sparsity(masks),
                                              "tensors": len(masks), "origin": masks_origin},
         "start": None if start_from is None else start_from.key,
@@ -368,16 +442,23 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
         "best_epoch": state["best_epoch"],
         "metrics": best["eval"],
         "predicted_classes": predicted_classes(best_predictions[main_split], task),
-        "predictions": prediction_blocks(data, best_predictions),
+        "predictions": prediction_blocks(run.data, best_predictions),
         "history": state["history"],
-        "steps": total_steps,
-        "precision": precision,
-        "skipped_steps": scaler.skipped if scaler is not None else 0,
-        "n_parameters": sum(p.numel() for p in model.parameters()),
-        "wall_time_s": state["elapsed"] + time.perf_counter() - start_time,
+        "steps": run.total_steps,
+        "precision": run.precision,
+        "skipped_steps": run.scaler.skipped if run.scaler is not None else 0,
+        "n_parameters": sum(p.numel() for p in run.model.parameters()),
+        "wall_time_s": wall_time_s,
         "provenance": made_by,
     }
+
+
+def _keep(record: dict[str, Any], existing: dict[str, Any] | None, path: Path | None, overwrite: bool,
+          dev: torch.device) -> dict[str, Any]:
+    """Write the new record; or, for a run trained again only for its weights, check that it is the same model
+    and keep the existing record."""
     if existing is not None:  # trained again for its weights: the record stays, if the model is the same one
+        main_metric = record["task"]["main_metric"]
         gap = abs(record["score"] - existing["score"])
         if dev.type == "cpu" and gap > 0:
             raise RuntimeError(f"re-training {path.name} for its weights gave {main_metric} {record['score']}, the record "
@@ -386,17 +467,10 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
             raise RuntimeError(f"re-training {path.name} on {dev.type} for its weights gave {main_metric} "
                                f"{record['score']:.4f}, {gap:.4f} from the record's {existing['score']:.4f} (tolerance "
                                f"{RETRAIN_TOLERANCE}); re-run with overwrite")
-        record = existing
-    elif path is not None:
-        write_record(path, record, overwrite=overwrite)
+        return existing
     if path is not None:
-        if save_checkpoint:
-            from safetensors.torch import save_file
-
-            save_file({k: v.contiguous() for k, v in state["best_state"].items()}, str(path.with_suffix(".safetensors")))
-        if partial is not None and partial.exists():
-            partial.unlink()
-    return FinetuneResult(record, path, model, cached=False)
+        write_record(path, record, overwrite=overwrite)
+    return record
 
 
 def record_config(config: FinetuneConfig) -> dict[str, Any]:
