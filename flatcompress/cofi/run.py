@@ -135,7 +135,12 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
          compute: bool = True, progress: bool = True, device: str | None = None,
          save_checkpoint: bool = False) -> dict[str, Any]:
     """Prune a pre-trained student of the teacher's model to `settings.target` while distilling `teacher`;
-    return the `cofi` record (and write it under `results_dir`). `compute=False` only looks it up."""
+    return the `cofi` record (and write it under `results_dir`). `compute=False` only looks it up.
+
+    The steps: look the run up, build the student, gates, constraint and layer map (`_CoFiRun.build`), resume from
+    the last snapshot (`_resume`), then per epoch: fix the gates and prune physically when fine-tuning starts
+    (`_end_pruning`), fresh optimizers per stage (`_optimizers`), train (`_train_epoch`), evaluate and snapshot
+    (`_evaluate_epoch`); last, the record (`_cofi_record`)."""
     config = teacher.record["config"]
     key = _key(teacher.record, settings)
     path = None
@@ -147,154 +152,39 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
     if not compute:
         raise MissingRecordError(f"no cofi record {path}" if path else "compute=False needs a results_dir")
     start_time = time.perf_counter()
-    task, dev = get_task(config["task"]), pick_device(device)
+    dev = pick_device(device)
     made_by = provenance(dev)  # the code that runs is the code at the start
-    data = load_run_data(config)
-    tokenizer = load_tokenizer(config["model"])
-    train = encode(data.train, tokenizer, config["max_length"])
-    evals = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
-    teacher_model = teacher.load_model(dev).eval()
-    seed_everything(settings.seed)
-    student = GatedBert(load_model(config["model"], task, config.get("num_layers"))).to(dev)
-    shape = EncoderShape.of(student.config)
-    gates, constraint = CoFiGates(shape).to(dev), Lagrangian(settings.target).to(dev)
-    transform = torch.nn.Linear(shape.hidden, teacher_model.config.hidden_size).to(dev)
-    with torch.no_grad():
-        transform.weight.copy_(torch.eye(teacher_model.config.hidden_size, shape.hidden))
-        transform.bias.zero_()
-    batch_size = settings.batch_size or config["batch_size"]
-    steps_per_epoch = -(-len(train) // batch_size)
-    constraint.warmup_steps = settings.warmup_epochs * steps_per_epoch
-
+    run = _CoFiRun.build(teacher, settings, dev)
     partial = path.with_suffix(".partial") if path is not None else None
-    state: dict[str, Any] = {"epoch": 0, "history": [], "best": None, "elapsed": 0.0, "z": None}
-    saved: dict[str, Any] = {}
-    if partial is not None and (partial / "state.pt").exists():
-        saved = load_snapshot(partial / "state.pt")
-        state = saved["state"]
-        student = load_pruned(partial / saved["student_file"]).to(dev)
-        gates.load_state_dict(saved["gates"]), constraint.load_state_dict(saved["constraint"])
-        if state["z"] is not None:  # resuming in the fine-tuning stage: the map reads the pruned hidden states
-            transform = prune_hidden_input(transform, state["z"]).to(dev)
-        transform.load_state_dict(saved["transform"])
-        torch.random.set_rng_state(saved["rng"])
-        if dev.type == "cuda" and saved.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(saved["cuda_rng"])
-        if progress:
-            tqdm.write(f"resuming {path.name} after epoch {state['epoch']}")
+    state, saved = _resume(partial, run, progress)
 
-    def optimizers(stage: str, remaining_epochs: int) -> tuple[torch.optim.Optimizer, Any, list]:
-        lr = settings.finetune_lr if stage == "finetune" else settings.lr
-        fused = dev.type in ("cpu", "cuda")  # one kernel for all tensors: 5x faster steps on a CPU (22.7M weights)
-        main = torch.optim.AdamW(list(student.parameters()) + list(transform.parameters()), lr=lr, weight_decay=0.0,
-                                 fused=fused)
-        total = max(1, remaining_epochs * steps_per_epoch)
-        schedule = torch.optim.lr_scheduler.LambdaLR(main, lambda step: max(0.0, 1 - step / total))
-        extra = []
-        if stage == "prune":
-            extra = [torch.optim.AdamW(gates.parameters(), lr=settings.reg_lr, weight_decay=0.0),
-                     torch.optim.AdamW(constraint.parameters(), lr=settings.reg_lr, weight_decay=0.0, maximize=True)]
-        return main, schedule, extra
-
-    current = None
+    current, predictions = None, None
     for epoch in range(state["epoch"] + 1, settings.epochs + 1):
         stage = settings.stage(epoch)
-        if stage == "finetune" and state["z"] is None:  # the end of pruning: fix the gates, remove the structures
-            state["z"] = _on_cpu(gates.deterministic())
-            state["pruned_sparsity"] = gates.sparsity()
-            student = prune_physically(student.cpu(), state["z"]).to(dev)
-            transform = prune_hidden_input(transform, state["z"]).to(dev)
+        if stage == "finetune" and state["z"] is None:
+            _end_pruning(run, state)
         if current != stage:  # fresh optimizers and schedule for each stage
-            main, schedule, extra = optimizers(stage, {"distill": settings.distill_epochs, "prune": settings.prune_epochs,
-                                                       "finetune": settings.finetune_epochs}[stage])
+            main, schedule, extra = _optimizers(run, stage)
             if saved.get("stage") == stage:  # resuming inside a stage: its optimizers go on where they were
                 for opt, opt_state in zip((main, *extra), saved["optimizers"]):
                     opt.load_state_dict(opt_state)
                 schedule.load_state_dict(saved["schedule"])
             current = stage
         tick = time.perf_counter()
-        student.train()
-        order = np.random.default_rng([settings.seed, epoch]).permutation(len(train))
-        losses = []
-        bar = tqdm(total=steps_per_epoch, desc=f"CoFi {task.title} {stage} epoch {epoch}/{settings.epochs}",
-                   disable=not progress, leave=False, dynamic_ncols=True)
-        for start in range(0, len(order), batch_size):
-            batch = pad_collate([train[i] for i in order[start:start + batch_size]], tokenizer.pad_token_id)
-            batch = {k: v.to(dev) for k, v in batch.items() if k != "labels"}
-            with torch.no_grad(), autocast(dev):
-                taught = teacher_model(**batch, output_hidden_states=True)
-            z = gates.sample() if stage == "prune" else None
-            with autocast(dev):  # the forward passes in the device's precision; gates and constraint in fp32
-                out = student(**batch, gates=z)
-                loss = (1 - settings.layer_alpha) * prediction_distillation_loss(out.logits.float(),
-                                                                                 taught.logits.float(),
-                                                                                 settings.temperature)
-                if settings.layer_alpha > 0:
-                    loss = loss + settings.layer_alpha * layer_distillation_loss(
-                        out.hidden_states[1:], list(taught.hidden_states[1:]), transform,
-                        z["head_layer"] if z is not None else None)
-            if stage == "prune":
-                step = (epoch - settings.distill_epochs - 1) * steps_per_epoch + start // batch_size
-                loss = loss + constraint(gates.expected_sparsity(), step)
-            for opt in (main, *extra):
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in (main, *extra):
-                opt.step()
-            schedule.step()
-            losses.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        bar.close()
-        row: dict[str, Any] = {"epoch": epoch, "stage": stage, "train_loss": float(np.mean(losses)),
-                               "train_seconds": time.perf_counter() - tick}
-        if stage == "prune":
-            row["expected_sparsity"] = float(gates.expected_sparsity().detach())
-            row["sparsity"] = gates.sparsity()
-            row["lambdas"] = constraint.lambdas.detach().cpu().tolist()
-        if stage == "prune":  # evaluate what the gates leave: pruned physically (on the CPU), scored on the device
-            model = prune_physically(student.cpu(), _on_cpu(gates.deterministic())).to(dev)
-            student.to(dev)
-        else:
-            model = student
-        row["eval"], predictions = evaluate_splits(model, evals, task, 2 * config["batch_size"], dev)
-        row["score"] = row["eval"][data.main_split][task.main_metric]
-        state["history"].append(row)
-        if stage == "finetune" and (state["best"] is None or row["score"] > state["best"]["score"]):
-            state["best"] = row
-            state["best_predictions"] = {s: torch.from_numpy(np.asarray(p)) for s, p in predictions.items()}
-            if partial is not None:
-                save_pruned(student.cpu(), partial / "best")
-                student.to(dev)
+        losses = _train_epoch(run, epoch, stage, main, schedule, extra, progress)
+        predictions = _evaluate_epoch(run, epoch, stage, losses, tick, state, partial)
         state["epoch"] = epoch
         if partial is not None:
-            _snapshot(partial, student, gates, constraint, transform, state,
+            _snapshot(partial, run.student, run.gates, run.constraint, run.transform, state,
                       state["elapsed"] + time.perf_counter() - start_time,
                       {"stage": stage, "optimizers": [o.state_dict() for o in (main, *extra)],
                        "schedule": schedule.state_dict()})
         if progress:
-            tqdm.write(f"CoFi {task.title} epoch {epoch} ({stage}): {task.main_metric} {row['score']:.4f}"
+            row = state["history"][-1]
+            tqdm.write(f"CoFi {run.task.title} epoch {epoch} ({stage}): {run.task.main_metric} {row['score']:.4f}"
                        + (f", sparsity {row['sparsity']:.3f}" if "sparsity" in row else ""))
-    final = state["best"] or state["history"][-1]
-    if state.get("best_predictions") is None:  # no fine-tuning stage: the last pruning epoch's predictions
-        state["best_predictions"] = {s: torch.from_numpy(np.asarray(p)) for s, p in predictions.items()}
-    if state["z"] is None:  # no fine-tuning stage: the pruned student is the last pruning epoch's
-        state["pruned_sparsity"] = gates.sparsity()
-        student = prune_physically(student.cpu(), _on_cpu(gates.deterministic()))
-    sparsity = state["pruned_sparsity"]
-    params = {"teacher": sum(p.numel() for p in teacher_model.parameters()),
-              "student": sum(p.numel() for p in student.parameters())}
-    record = {
-        "kind": "cofi", "key": key, "settings": dataclasses.asdict(settings), "teacher_key": teacher.record["key"],
-        "teacher_record": run_reference(teacher.path, results_dir), "config": config,
-        "task": {"name": task.name, "main_metric": task.main_metric, "main_split": data.main_split},
-        "teacher_score": teacher.record["score"], "score": final["score"], "metrics": final["eval"],
-        "predictions": prediction_blocks(data, {s: p.numpy() for s, p in state["best_predictions"].items()}),
-        "best_epoch": final["epoch"], "sparsity": sparsity,
-        "accepted": abs(sparsity - settings.target) <= settings.tolerance,
-        "structure": _structure(student), "parameters": params, "history": state["history"],
-        "wall_time_s": state["elapsed"] + time.perf_counter() - start_time, "provenance": made_by,
-    }
+    record = _cofi_record(run, teacher, key, results_dir, state, predictions, made_by,
+                          state["elapsed"] + time.perf_counter() - start_time)
     if path is not None:
         write_record(path, record)
         if save_checkpoint and partial is not None and (partial / "best.safetensors").exists():
@@ -302,6 +192,196 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
                 os.replace(partial / f"best{suffix}", path.with_suffix(f".student{suffix}"))
         _remove(partial)
     return {**record, "path": str(path) if path else None}
+
+
+@dataclass
+class _CoFiRun:
+    """What one CoFi run trains: the data as features, the teacher, and the student with its gates, Lagrangian
+    constraint and layer map, all on the device (`student` and `transform` are replaced when pruned)."""
+
+    settings: CoFiSettings
+    config: dict[str, Any]
+    task: Any
+    data: Any
+    tokenizer: Any
+    train: list
+    evals: dict[str, list]
+    teacher_model: torch.nn.Module
+    student: GatedBert
+    gates: CoFiGates
+    constraint: Lagrangian
+    transform: torch.nn.Module
+    batch_size: int
+    steps_per_epoch: int
+    device: torch.device
+
+    @classmethod
+    def build(cls, teacher: FinetuneResult, settings: CoFiSettings, dev: torch.device) -> "_CoFiRun":
+        config = teacher.record["config"]
+        task = get_task(config["task"])
+        data = load_run_data(config)
+        tokenizer = load_tokenizer(config["model"])
+        train = encode(data.train, tokenizer, config["max_length"])
+        evals = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
+        teacher_model = teacher.load_model(dev).eval()
+        seed_everything(settings.seed)
+        student = GatedBert(load_model(config["model"], task, config.get("num_layers"))).to(dev)
+        shape = EncoderShape.of(student.config)
+        gates, constraint = CoFiGates(shape).to(dev), Lagrangian(settings.target).to(dev)
+        transform = torch.nn.Linear(shape.hidden, teacher_model.config.hidden_size).to(dev)
+        with torch.no_grad():  # W starts as the identity
+            transform.weight.copy_(torch.eye(teacher_model.config.hidden_size, shape.hidden))
+            transform.bias.zero_()
+        batch_size = settings.batch_size or config["batch_size"]
+        steps_per_epoch = -(-len(train) // batch_size)
+        constraint.warmup_steps = settings.warmup_epochs * steps_per_epoch
+        return cls(settings, config, task, data, tokenizer, train, evals, teacher_model, student, gates, constraint,
+                   transform, batch_size, steps_per_epoch, dev)
+
+
+def _resume(partial: Path | None, run: _CoFiRun, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state, snapshot): after the last finished epoch of an interrupted run (student, gates, constraint, map and
+    random state restored into `run`), or a fresh state and an empty snapshot."""
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best": None, "elapsed": 0.0, "z": None}
+    if partial is None or not (partial / "state.pt").exists():
+        return state, {}
+    saved = load_snapshot(partial / "state.pt")
+    state = saved["state"]
+    run.student = load_pruned(partial / saved["student_file"]).to(run.device)
+    run.gates.load_state_dict(saved["gates"]), run.constraint.load_state_dict(saved["constraint"])
+    if state["z"] is not None:  # resuming in the fine-tuning stage: the map reads the pruned hidden states
+        run.transform = prune_hidden_input(run.transform, state["z"]).to(run.device)
+    run.transform.load_state_dict(saved["transform"])
+    torch.random.set_rng_state(saved["rng"])
+    if run.device.type == "cuda" and saved.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"])
+    if progress:
+        tqdm.write(f"resuming {partial.name} after epoch {state['epoch']}")
+    return state, saved
+
+
+def _end_pruning(run: _CoFiRun, state: dict[str, Any]) -> None:
+    """The end of pruning: fix the evaluation gates and remove the structures they close."""
+    state["z"] = _on_cpu(run.gates.deterministic())
+    state["pruned_sparsity"] = run.gates.sparsity()
+    run.student = prune_physically(run.student.cpu(), state["z"]).to(run.device)
+    run.transform = prune_hidden_input(run.transform, state["z"]).to(run.device)
+
+
+def _optimizers(run: _CoFiRun, stage: str) -> tuple[torch.optim.Optimizer, Any, list]:
+    """AdamW over the student and the map with a linear decay over the stage; while pruning, AdamW on the gates and
+    a maximizing AdamW on the Lagrange multipliers."""
+    settings = run.settings
+    remaining_epochs = {"distill": settings.distill_epochs, "prune": settings.prune_epochs,
+                        "finetune": settings.finetune_epochs}[stage]
+    lr = settings.finetune_lr if stage == "finetune" else settings.lr
+    fused = run.device.type in ("cpu", "cuda")  # one kernel for all tensors: 5x faster steps on a CPU (22.7M weights)
+    main = torch.optim.AdamW(list(run.student.parameters()) + list(run.transform.parameters()), lr=lr,
+                             weight_decay=0.0, fused=fused)
+    total = max(1, remaining_epochs * run.steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.LambdaLR(main, lambda step: max(0.0, 1 - step / total))
+    extra = []
+    if stage == "prune":
+        extra = [torch.optim.AdamW(run.gates.parameters(), lr=settings.reg_lr, weight_decay=0.0),
+                 torch.optim.AdamW(run.constraint.parameters(), lr=settings.reg_lr, weight_decay=0.0, maximize=True)]
+    return main, schedule, extra
+
+
+def _train_epoch(run: _CoFiRun, epoch: int, stage: str, main: torch.optim.Optimizer, schedule: Any, extra: list,
+                 progress: bool) -> list[float]:
+    """One epoch of distillation (with sampled gates and the Lagrangian while pruning); returns the step losses."""
+    settings, student, dev = run.settings, run.student, run.device
+    student.train()
+    order = np.random.default_rng([settings.seed, epoch]).permutation(len(run.train))
+    losses = []
+    bar = tqdm(total=run.steps_per_epoch, desc=f"CoFi {run.task.title} {stage} epoch {epoch}/{settings.epochs}",
+               disable=not progress, leave=False, dynamic_ncols=True)
+    for start in range(0, len(order), run.batch_size):
+        batch = pad_collate([run.train[i] for i in order[start:start + run.batch_size]], run.tokenizer.pad_token_id)
+        batch = {k: v.to(dev) for k, v in batch.items() if k != "labels"}
+        with torch.no_grad(), autocast(dev):
+            taught = run.teacher_model(**batch, output_hidden_states=True)
+        z = run.gates.sample() if stage == "prune" else None
+        with autocast(dev):  # the forward passes in the device's precision; gates and constraint in fp32
+            out = student(**batch, gates=z)
+            loss = (1 - settings.layer_alpha) * prediction_distillation_loss(out.logits.float(),
+                                                                             taught.logits.float(),
+                                                                             settings.temperature)
+            if settings.layer_alpha > 0:
+                loss = loss + settings.layer_alpha * layer_distillation_loss(
+                    out.hidden_states[1:], list(taught.hidden_states[1:]), run.transform,
+                    z["head_layer"] if z is not None else None)
+        if stage == "prune":
+            step = (epoch - settings.distill_epochs - 1) * run.steps_per_epoch + start // run.batch_size
+            loss = loss + run.constraint(run.gates.expected_sparsity(), step)
+        for opt in (main, *extra):
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in (main, *extra):
+            opt.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    bar.close()
+    return losses
+
+
+def _evaluate_epoch(run: _CoFiRun, epoch: int, stage: str, losses: list[float], tick: float,
+                    state: dict[str, Any], partial: Path | None) -> dict[str, Any]:
+    """Score what the epoch leaves (while pruning: the model the evaluation gates would leave, pruned physically)
+    and add its history row to `state`, keeping the best fine-tuning epoch; returns its predictions."""
+    gates, dev = run.gates, run.device
+    row: dict[str, Any] = {"epoch": epoch, "stage": stage, "train_loss": float(np.mean(losses)),
+                           "train_seconds": time.perf_counter() - tick}
+    if stage == "prune":
+        row["expected_sparsity"] = float(gates.expected_sparsity().detach())
+        row["sparsity"] = gates.sparsity()
+        row["lambdas"] = run.constraint.lambdas.detach().cpu().tolist()
+    if stage == "prune":  # evaluate what the gates leave: pruned physically (on the CPU), scored on the device
+        model = prune_physically(run.student.cpu(), _on_cpu(gates.deterministic())).to(dev)
+        run.student.to(dev)
+    else:
+        model = run.student
+    row["eval"], predictions = evaluate_splits(model, run.evals, run.task, 2 * run.config["batch_size"], dev)
+    row["score"] = row["eval"][run.data.main_split][run.task.main_metric]
+    state["history"].append(row)
+    if stage == "finetune" and (state["best"] is None or row["score"] > state["best"]["score"]):
+        state["best"] = row
+        state["best_predictions"] = {s: torch.from_numpy(np.asarray(p)) for s, p in predictions.items()}
+        if partial is not None:
+            save_pruned(run.student.cpu(), partial / "best")
+            run.student.to(dev)
+    return predictions
+
+
+def _cofi_record(run: _CoFiRun, teacher: FinetuneResult, key: str, results_dir: str | Path | None,
+                 state: dict[str, Any], predictions: dict[str, Any] | None, made_by: dict[str, Any],
+                 wall_time_s: float) -> dict[str, Any]:
+    """The run's record: the best fine-tuning epoch (or the last pruning one), the sparsity reached and whether it
+    is accepted, the structure left, the sizes and the history."""
+    settings, task = run.settings, run.task
+    final = state["best"] or state["history"][-1]
+    if state.get("best_predictions") is None:  # no fine-tuning stage: the last pruning epoch's predictions
+        state["best_predictions"] = {s: torch.from_numpy(np.asarray(p)) for s, p in predictions.items()}
+    student = run.student
+    if state["z"] is None:  # no fine-tuning stage: the pruned student is the last pruning epoch's
+        state["pruned_sparsity"] = run.gates.sparsity()
+        student = run.student = prune_physically(run.student.cpu(), _on_cpu(run.gates.deterministic()))
+    sparsity = state["pruned_sparsity"]
+    params = {"teacher": sum(p.numel() for p in run.teacher_model.parameters()),
+              "student": sum(p.numel() for p in student.parameters())}
+    return {
+        "kind": "cofi", "key": key, "settings": dataclasses.asdict(settings), "teacher_key": teacher.record["key"],
+        "teacher_record": run_reference(teacher.path, results_dir), "config": run.config,
+        "task": {"name": task.name, "main_metric": task.main_metric, "main_split": run.data.main_split},
+        "teacher_score": teacher.record["score"], "score": final["score"], "metrics": final["eval"],
+        "predictions": prediction_blocks(run.data, {s: p.numpy() for s, p in state["best_predictions"].items()}),
+        "best_epoch": final["epoch"], "sparsity": sparsity,
+        "accepted": abs(sparsity - settings.target) <= settings.tolerance,
+        "structure": _structure(student), "parameters": params, "history": state["history"],
+        "wall_time_s": wall_time_s, "provenance": made_by,
+    }
 
 
 def _structure(student: GatedBert) -> list[dict[str, int]]:
