@@ -35,18 +35,20 @@ def test_cli_rejects_an_unknown_profile(capsys):
 
 
 def test_smoke_batch_runs_a_chapter_then_skips_it(tmp_path, capsys):
-    # one chapter: nbval executes every chapter at the smoke tier already (the whole book once, not twice)
-    assert main(["reproduce", "--profile", "smoke", "--chapters", "train-flat", "--tasks", "rotten_tomatoes",
+    # one chapter, a quick one: nbval executes every chapter at the smoke tier already (the book once, not twice)
+    assert main(["reproduce", "--profile", "smoke", "--chapters", "pruning-without-retraining",
+                 "--tasks", "rotten_tomatoes",
                  "--results-dir", str(tmp_path), "--quiet"]) == 0
     first = capsys.readouterr().out
-    notebook = tmp_path / "notebooks" / "train-flat.ipynb"
+    notebook = tmp_path / "notebooks" / "pruning-without-retraining.ipynb"
     assert notebook.is_file() and "running at smoke" in first
-    assert "accuracy (Table 5 Full FT)" in first and "rotten_tomatoes" in first  # the summary table
-    stamps = list((tmp_path / "chapters").glob("train-flat-*.done.json"))
+    assert "one-shot change at" in first and "rotten_tomatoes" in first  # the summary table
+    stamps = list((tmp_path / "chapters").glob("pruning-without-retraining-*.done.json"))
     assert len(stamps) == 1
     mtime = notebook.stat().st_mtime_ns
 
-    assert main(["reproduce", "--profile", "smoke", "--chapters", "train-flat", "--tasks", "rotten_tomatoes",
+    assert main(["reproduce", "--profile", "smoke", "--chapters", "pruning-without-retraining",
+                 "--tasks", "rotten_tomatoes",
                  "--results-dir", str(tmp_path), "--quiet"]) == 0
     second = capsys.readouterr().out
     assert "skipped" in second and "running" not in second
