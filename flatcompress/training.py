@@ -23,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ from flatcompress.tasks import Task, get_task
 
 __all__ = ["FinetuneResult", "StartingPoint", "finetune", "find_run", "run_data", "run_fields", "record_config",
            "load_snapshot", "evaluate", "evaluate_predictions", "evaluate_splits", "prediction_blocks", "predict",
-           "seed_everything", "starting_model"]
+           "seed_everything", "starting_model", "epoch_batches"]
 
 
 RETRAIN_TOLERANCE = 0.01  # main metric: a run trained again on a GPU (not bitwise reproducible) may differ this much
@@ -370,6 +370,13 @@ def _resume(partial: Path | None, key: str, run: _Run, dev: torch.device, progre
     return saved["state"]
 
 
+def epoch_batches(features: Sequence[Any], batch_size: int, seed: int, epoch: int, pad_id: int) -> Iterator[dict]:
+    """One epoch's training batches, padded, in the order fixed by (seed, epoch): a resumed run sees the same ones."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(features))
+    for start in range(0, len(order), batch_size):
+        yield pad_collate([features[i] for i in order[start:start + batch_size]], pad_id)
+
+
 def _train_epoch(run: _Run, config: FinetuneConfig, epoch: int, state: dict[str, Any], progress: bool) -> None:
     """One epoch: the optimizer steps over the training data in this epoch's order, then every evaluation split is
     scored; `state` gains the epoch's history row and, when it is the best so far, its weights and predictions."""
@@ -378,14 +385,11 @@ def _train_epoch(run: _Run, config: FinetuneConfig, epoch: int, state: dict[str,
     main_split, main_metric = run.data.main_split, task.main_metric
     step = (epoch - 1) * run.steps_per_epoch
     model.train()
-    order = np.random.default_rng([config.seed, epoch]).permutation(len(run.train_features))
     losses = []
     bar = tqdm(total=run.steps_per_epoch, desc=f"{task.title} {config.optimizer} epoch {epoch}/{config.epochs}",
                disable=not progress, leave=False, dynamic_ncols=True)
-    for start in range(0, len(order), config.batch_size):
+    for batch in epoch_batches(run.train_features, config.batch_size, config.seed, epoch, run.tokenizer.pad_token_id):
         step += 1
-        batch = pad_collate([run.train_features[i] for i in order[start:start + config.batch_size]],
-                            run.tokenizer.pad_token_id)
         closure = _make_closure(model, run.optimizer, batch, config, run.masks, run.device, step, run.penalized,
                                 run.precision, scaler)
         try:

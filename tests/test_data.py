@@ -33,14 +33,89 @@ def test_glue_dir_source_reads_every_row(glue_dir, task):
         assert {e.label for e in data.train} == set(range(t.num_labels))
 
 
-FORMATS = Path(__file__).resolve().parent / "data" / "glue_data"  # invented rows in each classic format
+_FORMATS = {  # invented rows in each classic glue_data/ format: no GLUE text; written to a temporary folder
+    'CoLA/dev.tsv': (
+        'src3\t1\t\tThe children sang a song.\n'
+        'src3\t0\t*\tSang children the song a.\n'
+    ).encode(),
+    'CoLA/train.tsv': (
+        'src1\t1\t\tThe dog chased the ball.\n'
+        'src1\t0\t*\tThe dog the ball chased quickly the.\n'
+        'src2\t1\t\tWe saw the film twice.\n'
+        'src2\t0\t*\tSaw we film the twice.\n'
+    ).encode(),
+    'MRPC/dev.tsv': (
+        '\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n'
+        '1\t201\t202\tThe team won the final match.\tThe final match was won by the team.\n'
+        '0\t203\t204\tA storm closed the airport.\tThe library added new books.\n'
+    ).encode(),
+    'MRPC/train.tsv': (
+        '\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n'
+        '1\t101\t102\tReferring to him as a leader, the council praised the mayor.\t'
+        'The council praised the mayor as a leader.\n'
+        '0\t103\t104\tThe shop opened a new branch downtown.\tThe weather was cold on Friday.\n'
+        '1\t105\t106\tPrices rose by two percent in May.\tIn May, prices went up two percent.\n'
+    ).encode(),
+    'QNLI/dev.tsv': (
+        'index\tquestion\tsentence\tlabel\n'
+        '0\tWhat colour is the bridge?\tThe bridge was painted red.\tentailment\n'
+        '1\tWhen does the museum open?\tThe cafe sells coffee.\tnot_entailment\n'
+    ).encode(),
+    'RTE/dev.tsv': (
+        'index\tsentence1\tsentence2\tlabel\n'
+        '0\tThe bridge was painted red last year.\tThe bridge is red.\tentailment\n'
+        '1\tHe sold his bicycle to a neighbour.\tHe kept his bicycle.\tnot_entailment\n'
+        '2\tRain fell all night over the valley.\tIt rained.\tentailment\n'
+    ).encode(),
+    'RTE/train.tsv': (
+        'index\tsentence1\tsentence2\tlabel\n'
+        '0\tA cat sat on the warm mat by the door.\tA cat sat on a mat.\tentailment\n'
+        '1\tThe train left the station at noon.\tThe train never left.\tnot_entailment\n'
+        '2\tShe planted three apple trees in spring.\tShe planted trees.\tentailment\n'
+        '3\tThe museum opens on Mondays.\tThe museum is closed every day.\tnot_entailment\n'
+    ).encode(),
+    'SST-2/dev.tsv': (
+        'sentence\tlabel\n'
+        'a small delight . \t1\n'
+        'nothing works here . \t0\n'
+    ).encode(),
+    'SST-2/train.tsv': (
+        'sentence\tlabel\n'
+        'a warm , funny film . \t1\n'
+        'a dull and tired story . \t0\n'
+        'the actors are wonderful . \t1\n'
+        'it drags on forever . \t0\n'
+    ).encode(),
+    'STS-B/dev.tsv': (
+        'index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n'
+        '0\tmain-captions\tMSRvid\t2012test\t0004\tnone\tnone\tA boy is reading.\tA boy reads a book.\t4.000\n'
+        '1\tmain-captions\tMSRvid\t2012test\t0005\tnone\tnone\tA bird is flying.\tA car is parked.\t0.000\n'
+    ).encode(),
+    'STS-B/train.tsv': (
+        'index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n'
+        '0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\t'
+        'A man is playing a guitar.\tA man plays the guitar.\t4.800\n'
+        '1\tmain-captions\tMSRvid\t2012test\t0002\tnone\tnone\t'
+        'A woman is slicing an onion.\tA dog runs in a park.\t0.250\n'
+        '2\tmain-news\tnews\t2013\t0003\tnone\tnone\tStocks fell on Monday.\tShares dropped Monday.\t3.600\n'
+    ).encode(),
+}
+
+
+@pytest.fixture
+def formats(tmp_path) -> Path:
+    """A glue_data/ folder of invented rows: one header per format, MRPC's byte-order mark, CoLA without a header."""
+    for name, content in _FORMATS.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(content)
+    return tmp_path
 
 
 @pytest.mark.parametrize("task,sizes,labels", [("rte", (4, 3), [0, 1, 0]), ("mrpc", (3, 2), [1, 0]),
                                                ("sst2", (4, 2), [1, 0]), ("cola", (4, 2), [1, 0]),
                                                ("stsb", (3, 2), [4.0, 0.0])])
-def test_glue_dir_reads_every_format_on_any_clone(task, sizes, labels):
-    data = load_task(task, source="glue_dir", data_dir=FORMATS)
+def test_glue_dir_reads_every_format_on_any_clone(formats, task, sizes, labels):
+    data = load_task(task, source="glue_dir", data_dir=formats)
     assert (len(data.train), len(data.main_eval)) == sizes
     assert [e.label for e in data.main_eval] == labels  # RTE: entailment is id 0, as on the hub
     if task == "mrpc":  # the header starts with a byte-order mark
@@ -48,7 +123,7 @@ def test_glue_dir_reads_every_format_on_any_clone(task, sizes, labels):
     if task == "cola":  # no header row: the first line is an example
         assert data.train[0].text_a == "The dog chased the ball."
     with pytest.raises(DataSourceError, match="no 'train' split of QNLI"):
-        load_task("qnli", source="glue_dir", data_dir=FORMATS)
+        load_task("qnli", source="glue_dir", data_dir=formats)
 
 
 def test_glue_dir_labels_map_to_the_hub_order(glue_dir):

@@ -40,14 +40,15 @@ from tqdm.auto import tqdm
 
 from flatcompress.cofi.model import GatedBert, load_pruned, prune_hidden_input, prune_physically, save_pruned
 from flatcompress.cofi.shapes import CoFiGates, EncoderShape, Lagrangian, check_target
-from flatcompress.data import encode, load_run_data, pad_collate
+from flatcompress.data import encode, load_run_data
 from flatcompress.device import autocast, pick_device
 from flatcompress.errors import MissingRecordError
 from flatcompress.models import load_model, load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.records import atomic_write, config_key, read_record, record_path, run_reference, write_record
 from flatcompress.tasks import get_task
-from flatcompress.training import FinetuneResult, evaluate_splits, load_snapshot, prediction_blocks, seed_everything
+from flatcompress.training import (FinetuneResult, epoch_batches, evaluate_splits, load_snapshot, prediction_blocks,
+                                   seed_everything)
 
 __all__ = ["CoFiSettings", "cofi", "teacher_layers", "layer_distillation_loss", "prediction_distillation_loss"]
 
@@ -292,12 +293,11 @@ def _train_epoch(run: _CoFiRun, epoch: int, stage: str, main: torch.optim.Optimi
     """One epoch of distillation (with sampled gates and the Lagrangian while pruning); returns the step losses."""
     settings, student, dev = run.settings, run.student, run.device
     student.train()
-    order = np.random.default_rng([settings.seed, epoch]).permutation(len(run.train))
     losses = []
     bar = tqdm(total=run.steps_per_epoch, desc=f"CoFi {run.task.title} {stage} epoch {epoch}/{settings.epochs}",
                disable=not progress, leave=False, dynamic_ncols=True)
-    for start in range(0, len(order), run.batch_size):
-        batch = pad_collate([run.train[i] for i in order[start:start + run.batch_size]], run.tokenizer.pad_token_id)
+    batches = epoch_batches(run.train, run.batch_size, settings.seed, epoch, run.tokenizer.pad_token_id)
+    for index, batch in enumerate(batches):
         batch = {k: v.to(dev) for k, v in batch.items() if k != "labels"}
         with torch.no_grad(), autocast(dev):
             taught = run.teacher_model(**batch, output_hidden_states=True)
@@ -312,7 +312,7 @@ def _train_epoch(run: _CoFiRun, epoch: int, stage: str, main: torch.optim.Optimi
                     out.hidden_states[1:], list(taught.hidden_states[1:]), run.transform,
                     z["head_layer"] if z is not None else None)
         if stage == "prune":
-            step = (epoch - settings.distill_epochs - 1) * run.steps_per_epoch + start // run.batch_size
+            step = (epoch - settings.distill_epochs - 1) * run.steps_per_epoch + index
             loss = loss + run.constraint(run.gates.expected_sparsity(), step)
         for opt in (main, *extra):
             opt.zero_grad(set_to_none=True)
