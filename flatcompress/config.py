@@ -102,6 +102,22 @@ class FinetuneConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def stem(self, seed: int | None = None) -> str:
+        """`<model>-<optimizer>-seed<seed>`: how the file names of this run's records begin, and of what is measured
+        or distilled from it (`seed`: that one's own, default the run's)."""
+        return f"{self.model}-{self.optimizer}-seed{self.seed if seed is None else seed}"
+
+    @classmethod
+    def from_record(cls, config: dict[str, Any]) -> FinetuneConfig:
+        """The typed config of a record's `config` dict (`to_dict`'s output; fields added since take their
+        defaults), validated like a new one."""
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(config) - valid
+        if unknown:
+            raise ValueError(f"unknown setting(s) {sorted(unknown)} in a record's config; valid settings: "
+                             f"{', '.join(sorted(valid))}")
+        return cls(**config)
+
     def result_fields(self, data: str | None = None) -> dict[str, Any]:
         """The fields that determine the result: the cache key is a hash of these.
 

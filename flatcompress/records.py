@@ -13,12 +13,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
+from flatcompress.config import FinetuneConfig
 from flatcompress.errors import MissingRecordError, RecordExistsError
 
-__all__ = ["atomic_write", "config_key", "record_path", "write_record", "read_record", "iter_records", "find_measurement",
-           "run_reference"]
+__all__ = ["atomic_write", "config_key", "record_path", "write_record", "read_record", "iter_records", "look_up",
+           "find_measurement", "run_reference"]
 
 SCHEMA_VERSION = 1
 
@@ -95,6 +96,20 @@ def iter_records(results_dir: str | Path, kind: str | None = None, **where: Any)
             yield record
 
 
+def look_up(path: Path | None, compute: bool, what: str, older: Sequence[Path] = (),
+            overwrite: bool = False) -> dict[str, Any] | None:
+    """The record at `path`, or at the first of `older` (the same run keyed before a format change) that exists,
+    with its `"path"`; None when it is to be computed. Raises `MissingRecordError` when there is none and `compute`
+    is False. `path` None (no results folder) finds nothing; `overwrite` ignores what exists."""
+    if not overwrite:
+        for candidate in (path, *older):
+            if candidate is not None and candidate.exists():
+                return {**read_record(candidate), "path": str(candidate)}
+    if not compute:
+        raise MissingRecordError(f"no {what} record {path}" if path else "compute=False needs a results_dir")
+    return None
+
+
 def find_measurement(results_dir: str | Path | None, kind: str, run: dict[str, Any], settings: dict[str, Any],
                      compute: bool, overwrite: bool = False) -> tuple[str, Path | None, dict[str, Any] | None]:
     """Key, path and (if it exists) record of a measurement of kind `kind` of the fine-tuning run `run` (its record).
@@ -103,13 +118,6 @@ def find_measurement(results_dir: str | Path | None, kind: str, run: dict[str, A
     results_dir). A missing record with `compute=False` raises `MissingRecordError`.
     """
     key = config_key(settings)
-    path = None
-    if results_dir is not None:
-        config = run["config"]
-        stem = f"{config['model']}-{config['optimizer']}-seed{config['seed']}"
-        path = record_path(results_dir, kind, config["task"], stem, key)
-        if path.exists() and not overwrite:
-            return key, path, {**read_record(path), "path": str(path)}
-    if not compute:
-        raise MissingRecordError(f"no {kind} record {path}" if path else "compute=False needs a results_dir")
-    return key, path, None
+    config = FinetuneConfig.from_record(run["config"])
+    path = None if results_dir is None else record_path(results_dir, kind, config.task, config.stem(), key)
+    return key, path, look_up(path, compute, kind, overwrite=overwrite)

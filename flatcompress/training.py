@@ -30,14 +30,14 @@ import torch
 from tqdm import tqdm
 
 from flatcompress.config import FinetuneConfig
-from flatcompress.data import TaskData, encode, load_run_data, pad_collate
+from flatcompress.data import RunInputs, TaskData, pad_collate, run_inputs
 from flatcompress.data.fingerprint import data_fingerprint, examples_fingerprint
 from flatcompress.device import LossScaler, SkipStep, autocast, pick_device, pick_precision
 from flatcompress.errors import DataSourceError, MissingRecordError, NonFiniteLossError
 from flatcompress.masks import (Masks, apply_masks, mask_gradients, masks_fingerprint, masks_on, masks_sparsity,
                                 prunable_names)
 from flatcompress.metrics import METRICS
-from flatcompress.models import load_model, load_tokenizer
+from flatcompress.models import load_model
 from flatcompress.optim import build_optimizer
 from flatcompress.predictions import evaluation_block
 from flatcompress.provenance import provenance
@@ -71,6 +71,11 @@ class FinetuneResult:
     cached: bool = False
 
     @property
+    def config(self) -> FinetuneConfig:
+        """The run's settings, typed."""
+        return FinetuneConfig.from_record(self.record["config"])
+
+    @property
     def metrics(self) -> dict[str, dict[str, float]]:
         return self.record["metrics"]
 
@@ -91,8 +96,8 @@ class FinetuneResult:
                                     "save_checkpoint=True) to produce one")
         from safetensors.torch import load_file
 
-        config = self.record["config"]
-        model = load_model(config["model"], get_task(config["task"]), config.get("num_layers"))
+        config = self.config
+        model = load_model(config.model, get_task(config.task), config.num_layers)
         model.load_state_dict(load_file(str(checkpoint)))
         self.model = model.to(dev).eval()
         return self.model
@@ -195,12 +200,11 @@ def run_fields(config: FinetuneConfig, data_digest: str | None, masks: Masks | N
     return fields
 
 
-def run_data(config: FinetuneConfig) -> tuple[TaskData, Any, dict[str, Any]]:
-    """The run's examples, its tokenizer and their fingerprint (`flatcompress.data.fingerprint`), read once per
-    process. A missing data directory is an error here, before any record is looked up."""
-    data = load_run_data(config)
-    tokenizer = load_tokenizer(config.model)
-    return data, tokenizer, data_fingerprint(data, tokenizer)
+def run_data(config: FinetuneConfig) -> tuple[RunInputs, dict[str, Any]]:
+    """The run's inputs (examples, tokenizer, splits encoded when first read) and the fingerprint of its examples
+    (`flatcompress.data.fingerprint`). A missing data directory is an error here, before any record is looked up."""
+    inputs = run_inputs(config)
+    return inputs, data_fingerprint(inputs.data, inputs.tokenizer)
 
 
 def find_run(results_dir: str | Path, config: FinetuneConfig, digest: str | None, masks: Masks | None = None,
@@ -211,7 +215,7 @@ def find_run(results_dir: str | Path, config: FinetuneConfig, digest: str | None
     `digest=None` (the data cannot be read here) finds a record whose key its config, masks and start explain with
     the data fingerprint it recorded: a read-only lookup that cannot check the data (key and path are then None).
     """
-    stem = f"{config.model}-{config.optimizer}-seed{config.seed}"
+    stem = config.stem()
     legacy = record_path(results_dir, "finetune", config.task, stem,
                          config_key(run_fields(config, None, masks, start_from)))
     if digest is None:
@@ -247,7 +251,7 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
     (`_finetune_record`, `_keep`).
     """
     try:
-        data, tokenizer, fingerprint = run_data(config)
+        inputs, fingerprint = run_data(config)
     except DataSourceError:
         if compute or results_dir is None:
             raise
@@ -264,7 +268,7 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
     start_time = time.perf_counter()
     dev = pick_device(device)
     made_by = provenance(dev)  # the code that runs is the code at the start (the tree may change while it runs)
-    run = _Run.build(config, data, tokenizer, masks, start_from, dev)
+    run = _Run.build(config, inputs, masks, start_from, dev)
     partial = path.with_suffix(".partial.pt") if path else None
     state = _resume(partial, key, run, dev, progress) or {
         "epoch": 0, "history": [], "best_state": None, "best_predictions": None, "best_score": -math.inf,
@@ -316,10 +320,7 @@ class _Run:
     """What one fine-tuning run trains with: the data as features, the model, masks and optimizer on the device."""
 
     task: Task
-    data: TaskData
-    tokenizer: Any
-    train_features: list
-    eval_features: dict[str, list]
+    inputs: RunInputs
     model: torch.nn.Module
     masks: dict[str, torch.Tensor] | None
     optimizer: torch.optim.Optimizer
@@ -332,17 +333,15 @@ class _Run:
     penalized: list[torch.nn.Parameter]
 
     @classmethod
-    def build(cls, config: FinetuneConfig, data: TaskData, tokenizer: Any, masks: Masks | None,
+    def build(cls, config: FinetuneConfig, inputs: RunInputs, masks: Masks | None,
               start_from: StartingPoint | None, dev: torch.device) -> "_Run":
-        train_features = encode(data.train, tokenizer, config.max_length)
-        eval_features = {s: encode(v, tokenizer, config.max_length) for s, v in data.eval.items()}
         precision = pick_precision(dev, config.precision)
         model = starting_model(config, masks, start_from).to(dev)
         optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr,
                                     weight_decay=config.weight_decay, eps=config.adam_eps, **config.optimizer_kwargs)
-        steps_per_epoch = -(-len(train_features) // config.batch_size)
+        steps_per_epoch = -(-len(inputs.train) // config.batch_size)
         total_steps = steps_per_epoch * config.epochs
-        return cls(get_task(config.task), data, tokenizer, train_features, eval_features, model,
+        return cls(get_task(config.task), inputs, model,
                    masks_on(masks, dev) if masks is not None else None,  # once: no host-device copy per step
                    optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(total_steps)),
                    LossScaler() if precision == "fp16" else None, precision, dev, steps_per_epoch, total_steps,
@@ -382,13 +381,13 @@ def _train_epoch(run: _Run, config: FinetuneConfig, epoch: int, state: dict[str,
     scored; `state` gains the epoch's history row and, when it is the best so far, its weights and predictions."""
     epoch_start = time.perf_counter()
     task, model, scaler = run.task, run.model, run.scaler
-    main_split, main_metric = run.data.main_split, task.main_metric
+    main_split, main_metric = run.inputs.data.main_split, task.main_metric
     step = (epoch - 1) * run.steps_per_epoch
     model.train()
     losses = []
     bar = tqdm(total=run.steps_per_epoch, desc=f"{task.title} {config.optimizer} epoch {epoch}/{config.epochs}",
                disable=not progress, leave=False, dynamic_ncols=True)
-    for batch in epoch_batches(run.train_features, config.batch_size, config.seed, epoch, run.tokenizer.pad_token_id):
+    for batch in epoch_batches(run.inputs.train, config.batch_size, config.seed, epoch, run.inputs.pad_id):
         step += 1
         closure = _make_closure(model, run.optimizer, batch, config, run.masks, run.device, step, run.penalized,
                                 run.precision, scaler)
@@ -410,7 +409,7 @@ def _train_epoch(run: _Run, config: FinetuneConfig, epoch: int, state: dict[str,
         bar.update(1)
     bar.close()
     train_seconds = time.perf_counter() - epoch_start
-    metrics, predictions = evaluate_splits(model, run.eval_features, task, 2 * config.batch_size, run.device)
+    metrics, predictions = evaluate_splits(model, run.inputs.eval, task, 2 * config.batch_size, run.device)
     predictions = {split: torch.from_numpy(np.asarray(p)) for split, p in predictions.items()}
     score = metrics[main_split][main_metric]
     state["history"].append({"epoch": epoch, "train_loss": float(np.mean(losses)), "eval": metrics,
@@ -430,7 +429,7 @@ def _finetune_record(run: _Run, config: FinetuneConfig, key: str, fingerprint: d
                      made_by: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
     """The run's record: its config, data, masks, the best epoch's scores and predictions, the history, the cost."""
     task, masks = run.task, run.masks
-    main_split, main_metric = run.data.main_split, task.main_metric
+    main_split, main_metric = run.inputs.data.main_split, task.main_metric
     best = state["history"][state["best_epoch"] - 1]
     best_predictions = {s: p.numpy() for s, p in state["best_predictions"].items()}
     return {
@@ -438,7 +437,7 @@ def _finetune_record(run: _Run, config: FinetuneConfig, key: str, fingerprint: d
         "key": key,
         "config": record_config(config),
         "task": {"name": task.name, "title": task.title, "main_metric": main_metric, "main_split": main_split},
-        "data": {**run.data.info, "fingerprint": fingerprint},
+        "data": {**run.inputs.data.info, "fingerprint": fingerprint},
         "masks": None if masks is None else {"fingerprint": masks_fingerprint(masks), "sparsity": masks_sparsity(masks),
                                              "tensors": len(masks), "origin": masks_origin},
         "start": None if start_from is None else start_from.key,
@@ -446,7 +445,7 @@ def _finetune_record(run: _Run, config: FinetuneConfig, key: str, fingerprint: d
         "best_epoch": state["best_epoch"],
         "metrics": best["eval"],
         "predicted_classes": predicted_classes(best_predictions[main_split], task),
-        "predictions": prediction_blocks(run.data, best_predictions),
+        "predictions": prediction_blocks(run.inputs.data, best_predictions),
         "history": state["history"],
         "steps": run.total_steps,
         "precision": run.precision,

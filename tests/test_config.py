@@ -33,6 +33,18 @@ def test_unknown_names():
         get_profile("cpu").config("rte", learning_rate=1e-5)
 
 
+def test_a_records_config_reads_back_typed_and_unknown_fields_are_named():
+    config = FinetuneConfig("rte", optimizer="sam", optimizer_kwargs={"rho": 0.02}, seed=3, holdout=100)
+    stored = config.to_dict()
+    assert FinetuneConfig.from_record(stored) == config
+    older = {k: v for k, v in stored.items() if k not in ("l1", "holdout", "precision")}  # before those fields
+    assert FinetuneConfig.from_record(older) == FinetuneConfig("rte", optimizer="sam", optimizer_kwargs={"rho": 0.02},
+                                                               seed=3)
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['warmup'\].*valid settings: adam_eps"):
+        FinetuneConfig.from_record({**stored, "warmup": 0.1})
+    assert config.stem() == "minilm-l6-sam-seed3" and config.stem(seed=7) == "minilm-l6-sam-seed7"
+
+
 def test_squad_training_is_refused_clearly():
     with pytest.raises(NotImplementedError, match="SQuAD"):
         FinetuneConfig(task="squad")
@@ -50,7 +62,7 @@ def test_bad_input_fails_before_any_model_is_loaded(monkeypatch, capsys):
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr("flatcompress.training.load_model", boom)
-    monkeypatch.setattr("flatcompress.training.load_run_data", boom)
+    monkeypatch.setattr("flatcompress.training.run_inputs", boom)
     assert main(["finetune", "--task", "rte", "--epochs", "0"]) == 2
     assert "epochs must be at least 1" in capsys.readouterr().err
     assert main(["finetune", "--task", "rte", "--batch-size", "0"]) == 2

@@ -241,6 +241,20 @@ def test_encoding_pairs_and_dynamic_padding(glue_dir):
     assert batch["attention_mask"].sum().item() == sum(len(f["input_ids"]) for f in features)
 
 
+def test_run_inputs_are_the_runs_examples_encoded_when_first_read():
+    from flatcompress import FinetuneConfig
+    from flatcompress.data import run_inputs
+    from flatcompress.models import load_tokenizer
+
+    config = FinetuneConfig("rotten_tomatoes", model="tiny", max_length=16, max_train_examples=12, max_eval_examples=5)
+    inputs = run_inputs(config, max_train_examples=3)
+    assert len(inputs.data.train) == 3 and len(inputs.data.main_eval) == 5
+    assert "train" not in vars(inputs) and "eval" not in vars(inputs)  # nothing encoded yet
+    expected = encode(load_task("rotten_tomatoes", max_eval_examples=5).eval["validation"], load_tokenizer("tiny"), 16)
+    assert inputs.main_eval == expected and "train" not in vars(inputs)
+    assert max(len(f["input_ids"]) for f in inputs.train) <= 16 and inputs.pad_id == load_tokenizer("tiny").pad_token_id
+
+
 def test_squad_json_loading_and_qa_head(tmp_path):
     import json
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from flatcompress.errors import RecordExistsError
-from flatcompress.records import config_key, iter_records, record_path, write_record
+from flatcompress.errors import MissingRecordError, RecordExistsError
+from flatcompress.records import config_key, iter_records, look_up, record_path, write_record
 
 
 def test_key_is_order_independent_and_sensitive():
@@ -21,6 +21,20 @@ def test_write_is_atomic_and_exclusive(tmp_path):
     write_record(path, {"kind": "finetune", "config": {"task": "rte", "seed": 0}, "score": 0.7}, overwrite=True)
     assert json.loads(path.read_text())["score"] == 0.7
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_look_up_finds_the_record_or_an_older_one_and_refuses_to_compute_when_told(tmp_path):
+    new, old = tmp_path / "new.json", tmp_path / "old.json"
+    assert look_up(new, True, "imp", [old]) is None  # nothing yet: compute
+    with pytest.raises(MissingRecordError, match="no imp record .*new.json"):
+        look_up(new, False, "imp", [old])
+    with pytest.raises(MissingRecordError, match="needs a results_dir"):
+        look_up(None, False, "cofi")
+    write_record(old, {"kind": "imp", "score": 1})
+    assert look_up(new, False, "imp", [old]) == {"kind": "imp", "score": 1, "schema": 1, "path": str(old)}
+    write_record(new, {"kind": "imp", "score": 2})
+    assert look_up(new, False, "imp", [old])["score"] == 2  # the current key first
+    assert look_up(new, True, "imp", [old], overwrite=True) is None
 
 
 def test_iter_records_filters_by_config(tmp_path):

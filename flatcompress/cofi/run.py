@@ -40,12 +40,12 @@ from tqdm.auto import tqdm
 
 from flatcompress.cofi.model import GatedBert, load_pruned, prune_hidden_input, prune_physically, save_pruned
 from flatcompress.cofi.shapes import CoFiGates, EncoderShape, Lagrangian, check_target
-from flatcompress.data import encode, load_run_data
+from flatcompress.config import FinetuneConfig
+from flatcompress.data import RunInputs, run_inputs
 from flatcompress.device import autocast, pick_device
-from flatcompress.errors import MissingRecordError
-from flatcompress.models import load_model, load_tokenizer
+from flatcompress.models import load_model
 from flatcompress.provenance import provenance
-from flatcompress.records import atomic_write, config_key, read_record, record_path, run_reference, write_record
+from flatcompress.records import atomic_write, config_key, look_up, record_path, run_reference, write_record
 from flatcompress.tasks import get_task
 from flatcompress.training import (FinetuneResult, epoch_batches, evaluate_splits, load_snapshot, prediction_blocks,
                                    seed_everything)
@@ -142,16 +142,12 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
     the last snapshot (`_resume`), then per epoch: fix the gates and prune physically when fine-tuning starts
     (`_end_pruning`), fresh optimizers per stage (`_optimizers`), train (`_train_epoch`), evaluate and snapshot
     (`_evaluate_epoch`); last, the record (`_cofi_record`)."""
-    config = teacher.record["config"]
     key = _key(teacher.record, settings)
-    path = None
-    if results_dir is not None:
-        stem = f"{config['model']}-{config['optimizer']}-seed{settings.seed}"
-        path = record_path(results_dir, "cofi", config["task"], stem, key)
-        if path.exists():
-            return {**read_record(path), "path": str(path)}
-    if not compute:
-        raise MissingRecordError(f"no cofi record {path}" if path else "compute=False needs a results_dir")
+    path = None if results_dir is None else record_path(results_dir, "cofi", teacher.config.task,
+                                                        teacher.config.stem(settings.seed), key)
+    found = look_up(path, compute, "cofi")
+    if found is not None:
+        return found
     start_time = time.perf_counter()
     dev = pick_device(device)
     made_by = provenance(dev)  # the code that runs is the code at the start
@@ -201,12 +197,9 @@ class _CoFiRun:
     constraint and layer map, all on the device (`student` and `transform` are replaced when pruned)."""
 
     settings: CoFiSettings
-    config: dict[str, Any]
+    config: FinetuneConfig
     task: Any
-    data: Any
-    tokenizer: Any
-    train: list
-    evals: dict[str, list]
+    inputs: RunInputs
     teacher_model: torch.nn.Module
     student: GatedBert
     gates: CoFiGates
@@ -218,25 +211,22 @@ class _CoFiRun:
 
     @classmethod
     def build(cls, teacher: FinetuneResult, settings: CoFiSettings, dev: torch.device) -> "_CoFiRun":
-        config = teacher.record["config"]
-        task = get_task(config["task"])
-        data = load_run_data(config)
-        tokenizer = load_tokenizer(config["model"])
-        train = encode(data.train, tokenizer, config["max_length"])
-        evals = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
+        config = teacher.config
+        task = get_task(config.task)
+        inputs = run_inputs(config)
         teacher_model = teacher.load_model(dev).eval()
         seed_everything(settings.seed)
-        student = GatedBert(load_model(config["model"], task, config.get("num_layers"))).to(dev)
+        student = GatedBert(load_model(config.model, task, config.num_layers)).to(dev)
         shape = EncoderShape.of(student.config)
         gates, constraint = CoFiGates(shape).to(dev), Lagrangian(settings.target).to(dev)
         transform = torch.nn.Linear(shape.hidden, teacher_model.config.hidden_size).to(dev)
         with torch.no_grad():  # W starts as the identity
             transform.weight.copy_(torch.eye(teacher_model.config.hidden_size, shape.hidden))
             transform.bias.zero_()
-        batch_size = settings.batch_size or config["batch_size"]
-        steps_per_epoch = -(-len(train) // batch_size)
+        batch_size = settings.batch_size or config.batch_size
+        steps_per_epoch = -(-len(inputs.train) // batch_size)
         constraint.warmup_steps = settings.warmup_epochs * steps_per_epoch
-        return cls(settings, config, task, data, tokenizer, train, evals, teacher_model, student, gates, constraint,
+        return cls(settings, config, task, inputs, teacher_model, student, gates, constraint,
                    transform, batch_size, steps_per_epoch, dev)
 
 
@@ -296,7 +286,7 @@ def _train_epoch(run: _CoFiRun, epoch: int, stage: str, main: torch.optim.Optimi
     losses = []
     bar = tqdm(total=run.steps_per_epoch, desc=f"CoFi {run.task.title} {stage} epoch {epoch}/{settings.epochs}",
                disable=not progress, leave=False, dynamic_ncols=True)
-    batches = epoch_batches(run.train, run.batch_size, settings.seed, epoch, run.tokenizer.pad_token_id)
+    batches = epoch_batches(run.inputs.train, run.batch_size, settings.seed, epoch, run.inputs.pad_id)
     for index, batch in enumerate(batches):
         batch = {k: v.to(dev) for k, v in batch.items() if k != "labels"}
         with torch.no_grad(), autocast(dev):
@@ -343,8 +333,8 @@ def _evaluate_epoch(run: _CoFiRun, epoch: int, stage: str, losses: list[float], 
         run.student.to(dev)
     else:
         model = run.student
-    row["eval"], predictions = evaluate_splits(model, run.evals, run.task, 2 * run.config["batch_size"], dev)
-    row["score"] = row["eval"][run.data.main_split][run.task.main_metric]
+    row["eval"], predictions = evaluate_splits(model, run.inputs.eval, run.task, 2 * run.config.batch_size, dev)
+    row["score"] = row["eval"][run.inputs.data.main_split][run.task.main_metric]
     state["history"].append(row)
     if stage == "finetune" and (state["best"] is None or row["score"] > state["best"]["score"]):
         state["best"] = row
@@ -373,10 +363,10 @@ def _cofi_record(run: _CoFiRun, teacher: FinetuneResult, key: str, results_dir: 
               "student": sum(p.numel() for p in student.parameters())}
     return {
         "kind": "cofi", "key": key, "settings": dataclasses.asdict(settings), "teacher_key": teacher.record["key"],
-        "teacher_record": run_reference(teacher.path, results_dir), "config": run.config,
-        "task": {"name": task.name, "main_metric": task.main_metric, "main_split": run.data.main_split},
+        "teacher_record": run_reference(teacher.path, results_dir), "config": teacher.record["config"],
+        "task": {"name": task.name, "main_metric": task.main_metric, "main_split": run.inputs.data.main_split},
         "teacher_score": teacher.record["score"], "score": final["score"], "metrics": final["eval"],
-        "predictions": prediction_blocks(run.data, {s: p.numpy() for s, p in state["best_predictions"].items()}),
+        "predictions": prediction_blocks(run.inputs.data, {s: p.numpy() for s, p in state["best_predictions"].items()}),
         "best_epoch": final["epoch"], "sparsity": sparsity,
         "accepted": abs(sparsity - settings.target) <= settings.tolerance,
         "structure": _structure(student), "parameters": params, "history": state["history"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from flatcompress.data.glue_dir import read_glue_split
 from flatcompress.data.hub import read_hub
 from flatcompress.errors import DataSourceError
 from flatcompress.tasks import TASKS, Task, get_task
+
+if TYPE_CHECKING:
+    from flatcompress.config import FinetuneConfig
 
 __all__ = ["SOURCES", "HELDOUT_SPLIT", "load_task", "load_run_data", "glue_dir_from_env", "resolve_source"]
 
@@ -129,12 +132,11 @@ def load_task(task: str | Task, source: str = "auto", data_dir: str | Path | Non
     return TaskData(task, source, train, evals, info, main_split)
 
 
-def load_run_data(config: Any, max_train_examples: int | None | str = "config",
+def load_run_data(config: FinetuneConfig, max_train_examples: int | None | str = "config",
                   max_eval_examples: int | None | str = "config") -> TaskData:
-    """The data of a run, from its `FinetuneConfig` or a record's `config` dict: the same examples it trained and
-    was evaluated on. Either size may be overridden (e.g. `max_eval_examples=256` for a measurement)."""
-    get = (lambda k, d=None: config.get(k, d)) if isinstance(config, dict) else (lambda k, d=None: getattr(config, k, d))
-    return load_task(get("task"), get("source", "auto"), get("data_dir"),
-                     get("max_train_examples") if max_train_examples == "config" else max_train_examples,
-                     get("max_eval_examples") if max_eval_examples == "config" else max_eval_examples,
-                     get("data_seed", 0), get("holdout", 0) or 0)
+    """The data of the run `config` describes: the same examples it trained and was evaluated on. Either size may
+    be overridden (e.g. `max_eval_examples=256` for a measurement)."""
+    return load_task(config.task, config.source, config.data_dir,
+                     config.max_train_examples if max_train_examples == "config" else max_train_examples,
+                     config.max_eval_examples if max_eval_examples == "config" else max_eval_examples,
+                     config.data_seed, config.holdout)

@@ -20,9 +20,8 @@ from typing import Any
 
 import torch
 
-from flatcompress.data import encode, load_run_data, pad_collate
+from flatcompress.data import pad_collate, run_inputs
 from flatcompress.flatness.sam import SAM
-from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.records import find_measurement, write_record
 from flatcompress.training import FinetuneResult
@@ -57,7 +56,6 @@ def measure_dropout_replay(result: FinetuneResult, results_dir: str | Path | Non
     """The record of the rise in loss SAM sees with and without dropout replay (see the module docstring)."""
     if draws < 1 or batch_size < 1 or rho <= 0:
         raise ValueError(f"need draws >= 1, batch_size >= 1 and rho > 0, got {draws}, {batch_size}, {rho}")
-    config = result.record["config"]
     settings = {"finetune_key": result.record["key"], "rho": rho, "draws": draws, "batch_size": batch_size,
                 "seed": seed}
     key, path, found = find_measurement(results_dir, "dropout_replay", result.record, settings, compute)
@@ -65,17 +63,16 @@ def measure_dropout_replay(result: FinetuneResult, results_dir: str | Path | Non
         return found
     start = time.perf_counter()
     model = result.load_model(device)
-    data = load_run_data(config, max_train_examples=draws * batch_size, max_eval_examples=1)
-    tokenizer = load_tokenizer(config["model"])
-    features = encode(data.train, tokenizer, config["max_length"])
+    inputs = run_inputs(result.config, max_train_examples=draws * batch_size, max_eval_examples=1)
     rows = []
     for d in range(draws):
-        batch = pad_collate(features[d * batch_size:(d + 1) * batch_size], tokenizer.pad_token_id)
+        batch = pad_collate(inputs.train[d * batch_size:(d + 1) * batch_size], inputs.pad_id)
         for replay in (True, False):
             before, after = loss_rise(model, batch, rho, replay, seed + d)
             rows.append({"draw": d, "replay": replay, "loss": before, "perturbed_loss": after})
-    record = {"kind": "dropout_replay", "key": key, "settings": settings, "config": config, "rows": rows,
-              "wall_time_s": time.perf_counter() - start, "provenance": provenance(next(model.parameters()).device)}
+    record = {"kind": "dropout_replay", "key": key, "settings": settings, "config": result.record["config"],
+              "rows": rows, "wall_time_s": time.perf_counter() - start,
+              "provenance": provenance(next(model.parameters()).device)}
     if path is not None:
         write_record(path, record)
     return {**record, "path": str(path) if path else None}

@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from flatcompress.data import encode, load_run_data, pad_collate
+from flatcompress.data import pad_collate, run_inputs
 from flatcompress.flatness.sharpness import PAPER_EPSILONS, batches_loss, hessian_top_eigenvalue, sharpness_table
-from flatcompress.models import load_tokenizer
 from flatcompress.provenance import provenance
 from flatcompress.records import find_measurement, run_reference, write_record
 from flatcompress.training import FinetuneResult
@@ -68,7 +67,6 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
             raise MemoryError(f"the full-space sharpness search of {result.record['n_parameters'] / 1e6:.0f}M parameters "
                               f"needs about {need / 2 ** 30:.1f} GiB of host memory (scipy's L-BFGS-B history); "
                               f"{available / 2 ** 30:.1f} GiB are available. Use the random subspace (dim=100) instead")
-    config = result.record["config"]
     settings = {"finetune_key": result.record["key"], "epsilons": list(epsilons), "dim": dim, "n_examples": n_examples,
                 "seed": seed, "maxiter": maxiter, "hessian_iters": hessian_iters}
     key, path, found = find_measurement(results_dir, "sharpness", result.record, settings, compute, overwrite)
@@ -76,10 +74,9 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
         return found
     start = time.perf_counter()
     model = result.load_model(device)
-    data = load_run_data(config, max_train_examples=1, max_eval_examples=n_examples)
-    tokenizer = load_tokenizer(config["model"])
-    features = encode(data.main_eval, tokenizer, config["max_length"])
-    batches = [pad_collate(features[i:i + batch_size], tokenizer.pad_token_id)
+    inputs = run_inputs(result.config, max_train_examples=1, max_eval_examples=n_examples)
+    features = inputs.main_eval
+    batches = [pad_collate(features[i:i + batch_size], inputs.pad_id)
                for i in range(0, len(features), batch_size)]
     loss_fn = batches_loss(batches)
     table = sharpness_table(model, loss_fn, epsilons, dim, seed, maxiter, cache_gib)
@@ -87,7 +84,7 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
         "kind": "sharpness",
         "key": key,
         "settings": settings,
-        "config": config,
+        "config": result.record["config"],
         "finetune_record": run_reference(result.path, results_dir),
         "score": result.record["score"],
         "loss": float(loss_fn(model.eval()).detach()),

@@ -33,14 +33,14 @@ import numpy as np
 
 from flatcompress.config import FinetuneConfig, check_sparsity
 from flatcompress.device import pick_device
-from flatcompress.errors import DataSourceError, MissingRecordError
+from flatcompress.errors import DataSourceError
 from flatcompress.masks import masks_sparsity, prunable_names
 from flatcompress.models import get_model_spec
 from flatcompress.profiles import PAPER_IMP_SCHEDULE
 from flatcompress.provenance import provenance
 from flatcompress.pruning.magnitude import head_names, magnitude_masks
 from flatcompress.pruning.mask_files import load_masks, save_masks
-from flatcompress.records import config_key, read_record, record_path, write_record
+from flatcompress.records import config_key, look_up, read_record, record_path, write_record
 from flatcompress.training import FinetuneResult, StartingPoint, finetune, run_data
 
 __all__ = ["HEAD_MODES", "check_schedule", "imp", "imp_stem"]
@@ -93,7 +93,7 @@ def imp(config: FinetuneConfig, sparsities: Sequence[float] = PAPER_IMP_SCHEDULE
 
     legacy = record_path(results_dir, "imp", config.task, imp_stem(config, rewind), config_key(settings_for(None)))
     try:
-        digest = run_data(config)[2]["digest"]
+        digest = run_data(config)[1]["digest"]
     except DataSourceError:
         if compute:
             raise
@@ -105,11 +105,9 @@ def imp(config: FinetuneConfig, sparsities: Sequence[float] = PAPER_IMP_SCHEDULE
     settings = settings_for(digest)
     key = config_key(settings)
     path = record_path(results_dir, "imp", config.task, imp_stem(config, rewind), key)
-    for found in (path, legacy):  # a record written before data fingerprints is keyed by its config alone
-        if found.exists():
-            return {**read_record(found), "path": str(found)}
-    if not compute:
-        raise MissingRecordError(f"no IMP record {path}")
+    found = look_up(path, compute, "IMP", [legacy])  # a record written before data fingerprints: keyed by config
+    if found is not None:
+        return found
 
     folder = path.with_suffix("")
     start_time = time.perf_counter()

@@ -18,7 +18,6 @@ at about the same sparsity in expectation.
 
 from __future__ import annotations
 
-import re
 from typing import Iterable, Mapping
 
 import torch

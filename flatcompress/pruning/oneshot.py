@@ -16,9 +16,9 @@ from typing import Any, Sequence
 import torch
 
 from flatcompress.config import check_sparsity
-from flatcompress.data import encode, load_run_data
+from flatcompress.data import run_inputs
 from flatcompress.masks import apply_masks, masks_sparsity, prunable_names
-from flatcompress.models import get_model_spec, load_tokenizer
+from flatcompress.models import get_model_spec
 from flatcompress.profiles import PAPER_ONESHOT_SPARSITIES
 from flatcompress.provenance import provenance
 from flatcompress.pruning.magnitude import magnitude_masks
@@ -38,9 +38,9 @@ def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_O
     the record is only looked up (`MissingRecordError` when it is absent).
     """
     values = sorted({check_sparsity(s) for s in sparsities})
-    config = result.record["config"]
+    config = result.config
     if include_pooler is None:
-        include_pooler = get_model_spec(config["model"]).pooler_pretrained
+        include_pooler = get_model_spec(config.model).pooler_pretrained
     settings = {"finetune_key": result.record["key"], "sparsities": values, "include_pooler": include_pooler}
     key, path, found = find_measurement(results_dir, "oneshot", result.record, settings, compute)
     if found is not None:
@@ -48,9 +48,7 @@ def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_O
     start = time.perf_counter()
     model = result.load_model(device).eval()
     original = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    data = load_run_data(config)
-    tokenizer = load_tokenizer(config["model"])
-    features = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
+    inputs = run_inputs(config, max_train_examples=1)  # the evaluation splits are all it needs
     names = prunable_names(model, include_pooler)
     task = result.record["task"]
     rows = []
@@ -59,13 +57,13 @@ def one_shot_sweep(result: FinetuneResult, sparsities: Sequence[float] = PAPER_O
         masks = magnitude_masks(model, sparsity, names)
         with torch.no_grad():
             apply_masks(model, masks)
-        metrics, predictions = evaluate_splits(model, features, config["task"], 2 * config["batch_size"])
+        metrics, predictions = evaluate_splits(model, inputs.eval, config.task, 2 * config.batch_size)
         rows.append({"target_sparsity": sparsity, "sparsity": masks_sparsity(masks),
                      "score": metrics[task["main_split"]][task["main_metric"]], "metrics": metrics,
-                     "predicted_classes": predicted_classes(predictions[task["main_split"]], config["task"]),
-                     "predictions": prediction_blocks(data, predictions)})
+                     "predicted_classes": predicted_classes(predictions[task["main_split"]], config.task),
+                     "predictions": prediction_blocks(inputs.data, predictions)})
     model.load_state_dict(original)
-    record = {"kind": "oneshot", "key": key, "settings": settings, "config": config, "task": task,
+    record = {"kind": "oneshot", "key": key, "settings": settings, "config": result.record["config"], "task": task,
               "finetune_record": run_reference(result.path, results_dir), "unpruned_score": result.record["score"],
               "rows": rows, "wall_time_s": time.perf_counter() - start,
               "provenance": provenance(next(model.parameters()).device)}

@@ -15,8 +15,7 @@ from typing import Any, Sequence
 
 import torch
 
-from flatcompress.data import encode, load_run_data, pad_collate
-from flatcompress.models import load_tokenizer
+from flatcompress.data import pad_collate, run_inputs
 from flatcompress.provenance import provenance
 from flatcompress.quantization.quantize import check_backend, quantize, serialized_bytes
 from flatcompress.records import find_measurement, run_reference, write_record
@@ -44,27 +43,26 @@ def measure_quantization(result: FinetuneResult, settings: Sequence[str] = (PAPE
     """
     labels = list(dict.fromkeys(settings))
     parsed = [parse_setting(s) for s in labels]  # every setting is checked before any work
-    config = result.record["config"]
+    config = result.config
     key, path, found = find_measurement(results_dir, "quantization", result.record,
                                         {"finetune_key": result.record["key"], "settings": labels}, compute)
     if found is not None:
         return found
     start = time.perf_counter()
     model = result.load_model("cpu").float().eval()  # dynamic int8 runs on the CPU
-    data = load_run_data(config, max_train_examples=1)  # the evaluation splits are all it needs
-    tokenizer = load_tokenizer(config["model"])
-    features = {s: encode(v, tokenizer, config["max_length"]) for s, v in data.eval.items()}
+    inputs = run_inputs(config, max_train_examples=1)  # the evaluation splits are all it needs
     task = result.record["task"]
     cpu = torch.device("cpu")
 
     def scores(m: torch.nn.Module) -> tuple[dict[str, dict[str, float]], int | None, dict[str, Any]]:
         """Metrics per split, how many classes `m` predicts on the main split (1: a constant predictor, which
         cannot lose accuracy: the claim needs to know) and the per-example predictions."""
-        out, predictions = evaluate_splits(m, features, config["task"], 2 * config["batch_size"], cpu)
-        return out, predicted_classes(predictions[task["main_split"]], config["task"]), prediction_blocks(data, predictions)
+        out, predictions = evaluate_splits(m, inputs.eval, config.task, 2 * config.batch_size, cpu)
+        return out, predicted_classes(predictions[task["main_split"]], config.task), prediction_blocks(inputs.data,
+                                                                                                     predictions)
 
     fp32, classes, fp32_predictions = scores(model)
-    example = pad_collate(features[task["main_split"]][:2], tokenizer.pad_token_id)  # input names for ONNX
+    example = pad_collate(inputs.main_eval[:2], inputs.pad_id)  # input names for ONNX
     rows = []
     for label, (backend, embeddings) in zip(labels, parsed):
         tick = time.perf_counter()
@@ -75,7 +73,7 @@ def measure_quantization(result: FinetuneResult, settings: Sequence[str] = (PAPE
                      "predicted_classes": int8_classes, "predictions": predictions,
                      "bytes": serialized_bytes(quantized), "seconds": time.perf_counter() - tick})
     record = {"kind": "quantization", "key": key, "settings": {"finetune_key": result.record["key"], "settings": labels},
-              "config": config, "finetune_record": run_reference(result.path, results_dir),
+              "config": result.record["config"], "finetune_record": run_reference(result.path, results_dir),
               "fp32_score": fp32[task["main_split"]][task["main_metric"]], "fp32_metrics": fp32,
               "fp32_predicted_classes": classes, "fp32_predictions": fp32_predictions,
               "fp32_bytes": serialized_bytes(model), "rows": rows, "wall_time_s": time.perf_counter() - start,
