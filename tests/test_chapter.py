@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -64,6 +65,18 @@ def test_measurements_are_read_without_weights_and_computed_only_when_missing(tm
     reader = Chapter.open("train-flat", "cpu", tasks=["rotten_tomatoes"], results_dir=tmp_path / "cpu")
     with pytest.raises(MissingRecordError, match="--tasks rotten_tomatoes --seeds 0"):
         reader.dropout_replay("rotten_tomatoes", "sam", 0)
+
+
+def test_a_models_weights_come_back_by_training_again_and_score_as_recorded(tmp_path):
+    ch = Chapter.open("train-flat", "smoke", tasks=["rotten_tomatoes"], results_dir=tmp_path)
+    result = ch.finetune("rotten_tomatoes", "sam", 0)
+    result.path.with_suffix(".safetensors").unlink()  # a fresh clone: records are committed, weights are not
+    reader = dataclasses.replace(ch, compute=False)  # a reader at a tier that only reads
+    with pytest.raises(MissingRecordError, match="not kept.*compute=True"):
+        reader.model("rotten_tomatoes", "sam", 0)
+    model = ch.model("rotten_tomatoes", "sam", 0)  # trained again (deterministic) and kept
+    assert ch.finetune("rotten_tomatoes", "sam", 0, keep_weights=True).path == result.path
+    assert ch.score(model, "rotten_tomatoes") == result.score  # the record's model, scored on the record's examples
 
 
 def test_the_chapter_notebook_stops_on_a_missing_record_with_the_command(tmp_path):

@@ -93,14 +93,16 @@ def test_the_course_page_reads_each_chapters_code_and_exercises_and_the_cost_led
 
     text = ("## Method\n\n```{literalinclude} ../flatcompress/flatness/sam.py\n:language: python\n:pyobject: SAM\n```\n"
             "```{literalinclude} ../flatcompress/pruning/imp.py\n```\n"
-            "## Exercises\n\n1. **One.** a\n   b\n2. c\n10. d\n")
+            "## Exercises\n\n1. **One.** a\n   b\n2. c\n10. d\n"
+            "## Worked solutions\n\n````{admonition} Solution to Exercise 2\n1. not an exercise either\n````\n")
     notebook = tmp_path / "chapter.ipynb"
     notebook.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": [text]},
                                               {"cell_type": "code", "source": ["1. not an exercise"]}]}))
     assert chapter_contents(notebook) == {"code": ["flatcompress.flatness.sam.SAM", "flatcompress.pruning.imp"],
-                                          "exercises": 3}
+                                          "exercises": 3, "solutions": 1}
     rows = {row["chapter"]: row for row in syllabus(tmp_path)}  # no cpu records there: nothing measured
     assert list(rows) == list(CHAPTERS)
     assert "flatcompress.flatness.sam.SAM" in rows["train-flat"]["code on the page"]
     assert rows["quantization"]["colab tier, A100 hours"] == costs.chapter_gpu_hours("colab", "A100")["quantization"]
     assert all(row["cpu tier, measured hours"] == 0 and row["exercises"] >= 3 for row in rows.values())
+    assert all(row["worked solutions"] == row["exercises"] for name, row in rows.items() if name != "train-flat")

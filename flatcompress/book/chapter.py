@@ -23,13 +23,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from flatcompress.errors import MissingRecordError
 from flatcompress.masks import Ticket
 from flatcompress.profiles import Profile, get_profile
 from flatcompress.tasks import get_task
 from flatcompress.training import FinetuneResult, finetune
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Chapter", "checkout_root", "results_root", "benchmark_record", "environment"]
 
@@ -137,13 +140,31 @@ class Chapter:
         return self.profile.config(task, optimizer=optimizer, seed=seed, **overrides)
 
     def finetune(self, task: str, optimizer: str = "adamw", seed: int = 0, ticket: Ticket | None = None,
-                 **overrides: Any) -> FinetuneResult:
+                 keep_weights: bool = False, **overrides: Any) -> FinetuneResult:
         """Read one run of this tier, or (compute=True) fine-tune it, keeping its weights for later measurements.
 
         `ticket` fine-tunes the pre-trained weights under its fixed masks (an IMP ticket of this or another task,
-        a random mask: Table 6, Fig. 4); the run's record keeps the ticket's origin.
+        a random mask: Table 6, Fig. 4); the run's record keeps the ticket's origin. `keep_weights=True` makes
+        sure the result's weights exist (`result.load_model()`): committed records carry none, so with
+        compute=True a run whose weights were not kept trains again (deterministic: the same model as its record).
         """
-        return self._finetune(task, optimizer, seed, False, ticket, **overrides)
+        return self._finetune(task, optimizer, seed, keep_weights, ticket, **overrides)
+
+    def model(self, task: str, optimizer: str = "adamw", seed: int = 0, device: str | None = None,
+              **overrides: Any) -> torch.nn.Module:
+        """The best-epoch model of one run (for exercises): `finetune(..., keep_weights=True).load_model()`."""
+        return self._finetune(task, optimizer, seed, True, **overrides).load_model(device)
+
+    def score(self, model: torch.nn.Module, task: str) -> float:
+        """`model`'s main metric on `task`'s main dev split, the examples this tier's runs are scored on (for
+        exercises that change a model: prune, quantize, perturb it)."""
+        from flatcompress.data import run_inputs
+        from flatcompress.training import evaluate_splits
+
+        inputs = run_inputs(self.config(task), max_train_examples=1)
+        main = inputs.data.main_split
+        metrics, _ = evaluate_splits(model, {main: inputs.main_eval}, task)
+        return metrics[main][get_task(task).main_metric]
 
     def _finetune(self, task: str, optimizer: str, seed: int, need_weights: bool, ticket: Ticket | None = None,
                   **overrides: Any) -> FinetuneResult:
@@ -156,7 +177,11 @@ class Chapter:
             if not self.compute:
                 what = f"{task} fine-tuned with {optimizer} (seed {seed}{f', masks {origin}' if origin else ''})"
                 raise self._missing(exc, what, task, seed) from None
-        if result is None or (need_weights and not result.path.with_suffix(".safetensors").exists()):
+        weights_missing = result is not None and need_weights and not result.path.with_suffix(".safetensors").exists()
+        if weights_missing and not self.compute:
+            raise MissingRecordError(f"the weights of {task} with {optimizer} (seed {seed}) were not kept (records "
+                                     "carry none); open the chapter with compute=True to train the run again")
+        if result is None or weights_missing:
             # train (or, for a record whose weights were not kept, train again: deterministic) and keep the weights
             result = finetune(config, masks, results_dir=self.results_dir, progress=True, save_checkpoint=True,
                               masks_origin=origin)

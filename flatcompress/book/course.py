@@ -21,7 +21,8 @@ _INCLUDE = re.compile(r"```\{literalinclude\}\s*\.\./(\S+)\.py\s*\n((?::[^\n]*\n
 
 
 def chapter_contents(notebook: Path) -> dict[str, Any]:
-    """The library objects a chapter prints (`flatcompress.flatness.sam.SAM`, ...) and its number of exercises."""
+    """The library objects a chapter prints (`flatcompress.flatness.sam.SAM`, ...), its number of exercises and how
+    many of them have a worked solution."""
     cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
     text = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
     code = []
@@ -29,13 +30,14 @@ def chapter_contents(notebook: Path) -> dict[str, Any]:
         module = match.group(1).replace("/", ".")
         target = re.search(r":pyobject:\s*(\S+)", match.group(2))
         code.append(f"{module}.{target.group(1)}" if target else module)
-    exercises = text.split("## Exercises", 1)[1] if "## Exercises" in text else ""
-    return {"code": code, "exercises": len(re.findall(r"^\d+\. ", exercises, flags=re.MULTILINE))}
+    exercises = text.split("## Exercises", 1)[1].split("## Worked solutions", 1)[0] if "## Exercises" in text else ""
+    return {"code": code, "exercises": len(re.findall(r"^\d+\. ", exercises, flags=re.MULTILINE)),
+            "solutions": len(set(re.findall(r"\{admonition\} Solution to Exercise (\d+)", text)))}
 
 
 def syllabus(results_root: Path) -> list[dict[str, Any]]:
-    """One row per chapter: what it reproduces, the library code on its page, its exercises, the wall hours its
-    records took at the `cpu` tier (under `results_root`) and its estimated hours at the `colab` tier on a T4 and
+    """One row per chapter: what it reproduces, the library code on its page, its exercises and worked solutions,
+    the wall hours its records took at the `cpu` tier (under `results_root`) and its estimated hours at the `colab` tier on a T4 and
     an A100."""
     measured = costs.chapter_minutes(Path(results_root) / "cpu")
     t4, a100 = costs.chapter_gpu_hours("colab", "T4"), costs.chapter_gpu_hours("colab", "A100")
@@ -43,6 +45,6 @@ def syllabus(results_root: Path) -> list[dict[str, Any]]:
     for name, chapter in CHAPTERS.items():
         contents = chapter_contents(book_dir() / chapter.notebook)
         rows.append({"chapter": name, "reproduces": chapter.reproduces, "code on the page": contents["code"],
-                     "exercises": contents["exercises"], "cpu tier, measured hours": measured.get(name, 0.0) / 60,
+                     "exercises": contents["exercises"], "worked solutions": contents["solutions"], "cpu tier, measured hours": measured.get(name, 0.0) / 60,
                      "colab tier, T4 hours": t4[name], "colab tier, A100 hours": a100[name]})
     return rows
