@@ -85,11 +85,15 @@ class Records:
         preds = self.predictions(task, accuracy, self.latent(task, parent))
         return {"score": float(np.mean(preds == y)), "block": evaluation_block(y, preds, "classification", f"fp-{task}")}
 
-    def sharpness(self, run: dict[str, Any], phi: float, subspace_seed: int = 0) -> None:
+    def sharpness(self, run: dict[str, Any], phi: float, subspace_seed: int = 0, pruned: float | None = None) -> None:
+        """A sharpness record of `run`; `pruned`: of a ticket at that sparsity (measured on its unpruned weights)."""
         config = run["config"]
-        write_record(self.root / "sharpness" / config["task"] / f"{config['optimizer']}-{run['key']}-{subspace_seed}.json",
+        masks = {"masks": f"m{pruned}"} if pruned is not None else {}
+        write_record(self.root / "sharpness" / config["task"] /
+                     f"{config['optimizer']}-{run['key']}-{subspace_seed}{'-pruned' if masks else ''}.json",
                      {"kind": "sharpness", "config": config, "sharpness": {"0.005": phi},
-                      "settings": {"dim": 100, "finetune_key": run["key"], "seed": subspace_seed}})
+                      "settings": {"dim": 100, "finetune_key": run["key"], "seed": subspace_seed, **masks},
+                      **({"masks_sparsity": pruned} if masks else {})})
 
     def oneshot(self, run: dict[str, Any], latent: np.ndarray, accuracies: dict[float, float]) -> None:
         config, rows = run["config"], []

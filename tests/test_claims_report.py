@@ -30,6 +30,23 @@ def flatness(r: Records, effect: float) -> claims.Verdict | None:
     return claims.flatness_verdict(r.root)
 
 
+def ticket_flatness(r: Records, effect: float) -> claims.Verdict | None:
+    """Claim 13: the tickets' sharpness carries the effect; the full models' sharpness the opposite one, which the
+    verdict must not read."""
+    for task in ("sst2", "rotten_tomatoes"):
+        for optimizer in ("adamw", "sam"):
+            for seed in SEEDS:
+                run, _ = r.finetune(task, optimizer, seed, r.accuracy(0.85))
+                shift = -effect * 20 if optimizer == "sam" else 0.0
+                r.sharpness(run, math.exp(math.log(0.01) + shift + 0.3 * r.rng.standard_normal()), pruned=0.6)
+                r.sharpness(run, math.exp(math.log(0.01) - shift + 0.3 * r.rng.standard_normal()))
+    verdict = claims.flatness_verdict(r.root, pruned=True)
+    assert verdict is None or all(cell.endswith(" 60%") for cell in verdict.cells)
+    if effect > 0:  # claim 1 reads the full models only, whose effect is the opposite one
+        assert claims.flatness_verdict(r.root).status == "contradicted"
+    return verdict
+
+
 def _chains(r: Records, effect: float, tasks=("rte", "mrpc"), sparsities=(0.0, 0.5, 0.6), rewind=True):
     for task in tasks:
         for optimizer in ("adamw", "sam"):
@@ -138,7 +155,7 @@ def one_shot(r: Records, effect: float) -> claims.Verdict | None:
 
 
 BUILDERS = {1: flatness, 2: imp_reference, 4: ticket_beats_full, 5: average_curve, 6: standard_pruning, 7: masks,
-            8: transfer, 9: cofi, 10: quantization, 14: one_shot, 15: l1_control}
+            8: transfer, 9: cofi, 10: quantization, 13: ticket_flatness, 14: one_shot, 15: l1_control}
 
 
 @pytest.mark.parametrize("claim", sorted(BUILDERS))

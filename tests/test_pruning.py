@@ -322,3 +322,22 @@ def test_chapter_tickets_carry_their_origin_into_the_records(tmp_path):
     run = ch.finetune("rotten_tomatoes", "adamw", 0, ticket=ticket)
     assert run.record["masks"]["origin"] == ticket.origin
     assert ch.finetune("rotten_tomatoes", "adamw", 0, ticket=ticket).path == run.path  # read back, not retrained
+
+
+def test_a_rounds_weights_come_back_by_training_the_chain_again(tmp_path, smoke_config):
+    from flatcompress.data import run_inputs
+    from flatcompress.pruning.imp import imp, round_result
+    from flatcompress.training import evaluate_splits
+
+    config = smoke_config(optimizer="sam", optimizer_kwargs={"rho": 0.05})
+    record = imp(config, (0.0, 0.5), results_dir=tmp_path, progress=False)
+    for weights in tmp_path.rglob("*.safetensors"):
+        weights.unlink()  # a fresh clone: records and masks are committed, weights are not
+    result = round_result(record, 1, tmp_path)
+    assert result.path == tmp_path / record["rows"][1]["record"]
+    inputs = run_inputs(config)
+    metrics, _ = evaluate_splits(result.load_model(), inputs.eval, config.task)
+    assert metrics[inputs.data.main_split][inputs.data.task.main_metric] == record["rows"][1]["score"]
+    with pytest.raises(ValueError, match="round 2 is not in the record's 2 rounds"):
+        round_result(record, 2, tmp_path)
+

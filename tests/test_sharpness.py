@@ -76,6 +76,37 @@ def test_hessian_top_eigenvalue_of_a_quadratic():
     assert hessian_top_eigenvalue(model, quad_loss, iters=50, tol=1e-6) == pytest.approx(7.0, rel=1e-3)
 
 
+def _watched(loss_fn, pruned, seen):
+    """`loss_fn`, also noting whether the pruned coordinates were exactly zero at every evaluation."""
+    def watched(model):
+        seen.append(bool((model.w.detach()[pruned] == 0).all()))
+        return loss_fn(model)
+    return watched
+
+
+def test_pruned_weights_stay_out_of_the_search_and_the_hessian():
+    a, w0, eps = [1.0, 4.0, 2.0, 3.0], [0.5, 0.0, 2.0, 0.0], 1e-2  # coordinates 1 and 3 pruned (zero)
+    masks = {"w": torch.tensor([True, False, True, False])}
+    seen = []
+    model = Quadratic(a, w0)
+    # the maximum is the corner of the unpruned coordinates' box; the pruned ones stay at 0
+    f0 = 0.5 * (1.0 * 0.5 ** 2 + 2.0 * 2.0 ** 2)
+    fmax = 0.5 * (1.0 * (0.5 + eps * 1.5) ** 2 + 2.0 * (2.0 + eps * 3.0) ** 2)
+    value = epsilon_sharpness(model, _watched(quad_loss, [1, 3], seen), eps, dim=None, masks=masks)
+    assert value == pytest.approx(100 * (fmax - f0) / (1 + f0), rel=1e-4) and seen and all(seen)
+    # in a random subspace: the same number as the model that has only the unpruned weights, with the same A
+    seen.clear()
+    masked = sharpness_table(model, _watched(quad_loss, [1, 3], seen), (5e-2,), dim=2, seed=3, masks=masks)
+    reduced = sharpness_table(Quadratic([1.0, 2.0], [0.5, 2.0]), quad_loss, (5e-2,), dim=2, seed=3)
+    assert masked[5e-2] == pytest.approx(reduced[5e-2], rel=1e-6) and all(seen)
+    assert model.w.tolist() == w0
+    # the largest curvature among the kept weights is 2, not the pruned coordinates' 4 or 3
+    assert hessian_top_eigenvalue(model, quad_loss, iters=50, tol=1e-8, masks=masks) == pytest.approx(2.0, rel=1e-3)
+    assert hessian_top_eigenvalue(model, quad_loss, iters=50, tol=1e-8) == pytest.approx(4.0, rel=1e-3)
+    with pytest.raises(ValueError, match="masks name weights the model lacks"):
+        epsilon_sharpness(model, quad_loss, eps, dim=None, masks={"v": torch.tensor([True])})
+
+
 def test_hugging_face_batches_and_bad_epsilon(smoke_config):
     from flatcompress.data import encode, load_task, pad_collate
     from flatcompress.models import load_model, load_tokenizer

@@ -41,6 +41,12 @@ def _records(results: Path) -> dict[str, str]:
             for r in iter_records(results)}
 
 
+def _lottery_part(records: dict[str, str]) -> dict[str, str]:
+    """The records of the lottery-tickets chapter's runs: fine-tuning, IMP, and the tickets' sharpness (Table 4)."""
+    return {name: r for name, r in records.items()
+            if name.startswith(("finetune/", "imp/")) or (name.startswith("sharpness/") and '"masks":' in r)}
+
+
 def _small_plan(results: Path, runs_only: bool = True,
                 chapters=("pruning-without-retraining", "lottery-tickets", "quantization")) -> list[Job]:
     """The smoke plan of three chapters on one task and seed (IMP chains after fine-tuning)."""
@@ -193,7 +199,7 @@ def test_ray_with_two_workers_writes_the_records_of_the_local_engine(local_sweep
     plan = sweep_plan(_small_plan(results, chapters=["lottery-tickets"]), "small")
     assert set(sweep(plan, "ray", workers=2, threads=1, poll=5).values()) == {"done"}
     ours, local = _records(results), _records(local_sweep[0])
-    assert ours == {name: r for name, r in local.items() if name.startswith(("finetune/", "imp/"))}  # IMP's part
+    assert ours == _lottery_part(local)
 
 
 def test_the_slurm_engine_runs_through_submitit_without_a_cluster(local_sweep, tmp_path):
@@ -203,7 +209,7 @@ def test_the_slurm_engine_runs_through_submitit_without_a_cluster(local_sweep, t
     states = sweep(plan, "slurm", workers=2, threads=1, poll=1, slurm={"cluster": "local", "time_min": 10})
     assert set(states.values()) == {"done"}
     ours, local = _records(results), _records(local_sweep[0])
-    assert ours == {name: r for name, r in local.items() if name.startswith(("finetune/", "imp/"))}
+    assert ours == _lottery_part(local)
     assert list((plan.with_name("small.json.state") / "slurm").rglob("*_log.out"))  # its logs, in the state folder
 
 

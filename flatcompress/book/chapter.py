@@ -18,6 +18,7 @@ editable install points to), else `./results`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -265,19 +266,61 @@ class Chapter:
         self.used.extend([record["path"]] + [str(self.results_dir / r["record"]) for r in record["rows"]])
         return record
 
+    def _round(self, task: str, optimizer: str, seed: int, sparsity: float, rewind: bool) -> tuple[dict, dict]:
+        """The IMP (or standard pruning) record and its row at `sparsity`, a pruned round of the tier's schedule."""
+        record = self.imp(task, optimizer, seed, rewind)
+        rows = {round(r["target_sparsity"], 6): r for r in record["rows"]}
+        row = rows.get(round(sparsity, 6))
+        if row is None or row["mask"] is None:
+            raise ValueError(f"sparsity {sparsity} is not a pruned round of the {self.profile.name!r} schedule "
+                             f"{list(self.profile.imp_schedule)}")
+        return record, row
+
     def ticket(self, task: str, optimizer: str, seed: int, sparsity: float, rewind: bool = True) -> Ticket:
         """The mask IMP (rewind=True) or standard pruning found for `task` with `optimizer` at `sparsity`,
         which must be on the tier's schedule."""
         from flatcompress.pruning.mask_files import load_masks
 
-        rows = {round(r["target_sparsity"], 6): r for r in self.imp(task, optimizer, seed, rewind)["rows"]}
-        row = rows.get(round(sparsity, 6))
-        if row is None or row["mask"] is None:
-            raise ValueError(f"sparsity {sparsity} is not a pruned round of the {self.profile.name!r} schedule "
-                             f"{list(self.profile.imp_schedule)}")
+        _, row = self._round(task, optimizer, seed, sparsity, rewind)
         origin = {"kind": "imp" if rewind else "std", "task": task, "optimizer": optimizer, "seed": seed,
                   "sparsity": row["target_sparsity"]}
         return Ticket(load_masks(self.results_dir / row["mask"]).masks, origin)
+
+    def ticket_sharpness(self, task: str, optimizer: str = "adamw", seed: int = 0,
+                         sparsity: float | None = None) -> dict[str, Any]:
+        """The sharpness record (Table 4) of the IMP ticket at `sparsity` (default: the task's reference sparsity, or
+        the tier's fallback), over the weights its mask keeps, with the tier's sharpness settings. Computing it
+        needs the round's weights: kept by the chain, or trained again round by round (`pruning.imp.round_result`)."""
+        from flatcompress.flatness.sharpness_records import measure_sharpness
+        from flatcompress.pruning.imp import round_result
+        from flatcompress.records import read_record
+
+        sparsity = self.reference_sparsity(task) if sparsity is None else sparsity
+        record, row = self._round(task, optimizer, seed, sparsity, True)
+        masks = self.ticket(task, optimizer, seed, sparsity).masks
+        path = self.results_dir / row["record"]
+        measure = functools.partial(measure_sharpness, **self.profile.sharpness, masks=masks)
+        try:
+            found = measure(FinetuneResult(read_record(path), path), results_dir=self.results_dir, compute=False)
+        except MissingRecordError as exc:
+            if not self.compute:
+                raise self._missing(exc, f"the sharpness of the {sparsity:.0%} ticket of {task} with {optimizer} "
+                                         f"(seed {seed})", task, seed) from None
+            found = measure(round_result(record, row["round"], self.results_dir), results_dir=self.results_dir)
+        self.used.append(found["path"])
+        return found
+
+    def reference_sparsity(self, task: str) -> float:
+        """The sparsity at which this chapter compares tickets on `task`: the paper's reference sparsity (Table 5)
+        when it is on the tier's IMP schedule, otherwise the tier's last pruned round not above 60% (the
+        mask-or-optimizer chapter's fallback)."""
+        from flatcompress.book.paper import REFERENCE_SPARSITY
+
+        pruned = [s for s in self.profile.imp_schedule if s > 0]
+        reference = REFERENCE_SPARSITY.get(task)
+        if reference is not None and any(abs(reference - s) < 1e-9 for s in pruned):
+            return reference
+        return max([s for s in pruned if s <= 0.6] or pruned[:1])
 
     def random_ticket(self, task: str, sparsity: float, seed: int = 0) -> Ticket:
         """A random mask over the same prunable set, at exactly `sparsity` (Table 6's control)."""

@@ -190,18 +190,24 @@ def _cells_text(cells: dict[str, Estimate], paper: dict[str, float] | None = Non
 
 # --- claim 1: flatness ----------------------------------------------------------------------------------------------
 
-def flatness_verdict(results_dir: Path, epsilon: str = "0.005", dim: int | None = 100) -> Verdict | None:
+def flatness_verdict(results_dir: Path, epsilon: str = "0.005", dim: int | None = 100,
+                     pruned: bool = False) -> Verdict | None:
     """Claim 1 (Table 3): SAM's ε-sharpness is below Adam's. Quantity: log(φ_SAM / φ_Adam) per task, averaged over
     each model's subspace seeds, bootstrapped over seeds and pooled over tasks. `dim` picks the
-    measurement (the random subspace of that size, or None for the full space). None without records."""
+    measurement (the random subspace of that size, or None for the full space). None without records.
+
+    `pruned=True` is claim 13 (Table 4): the same quantity over the sharpness of IMP tickets (records measured on a
+    pruned model's unpruned weights), one cell per task and sparsity."""
     runs = finetune_records(results_dir)
     phis: dict[tuple[str, str, int], list[float]] = {}
     models: dict[tuple[str, str, int], ModelEval] = {}
     for record in _records(Path(results_dir), "sharpness"):
-        if record["settings"]["dim"] != dim or epsilon not in record["sharpness"]:
+        if (record["settings"]["dim"] != dim or epsilon not in record["sharpness"]
+                or bool(record["settings"].get("masks")) != pruned):
             continue
         config = record["config"]
-        key = (config["task"], config["optimizer"], config["seed"])
+        cell = f"{config['task']} {record['masks_sparsity']:.0%}" if pruned else config["task"]
+        key = (cell, config["optimizer"], config["seed"])
         phis.setdefault(key, []).append(record["sharpness"][epsilon])
         run = runs.get(record["settings"].get("finetune_key"))
         if run is not None:
@@ -226,7 +232,8 @@ def flatness_verdict(results_dir: Path, epsilon: str = "0.005", dim: int | None 
     detail = (f"SAM flatter on {flatter}/{len(cells)} tasks (sign test p = {stats.sign_test(flatter, len(cells)):.2f})"
               + (f"; per task {_cells_text(cells, digits=2)}" if cells else "")
               + (f"; φ = 0 left out ({', '.join(zero)})" if zero else ""))
-    what = f"log(φ_SAM / φ_Adam) at ε = {float(epsilon):g}, mean over {len(tasks)} task(s)"
+    what = (f"log(φ_SAM / φ_Adam) {'of IMP tickets ' if pruned else ''}at ε = {float(epsilon):g}, mean over "
+            f"{len(tasks)} {'(task, sparsity) cell' if pruned else 'task'}(s)")
     return _verdict(_pool(cells), -1, what, tasks, gated, detail, digits=2, unit="", cells=cells)
 
 
@@ -700,8 +707,9 @@ def _at_largest_tier(verdict: Callable[[Path], Verdict | None]) -> Callable[[Pat
     return judge
 
 
-def _flatness_at_tier(results_dir: Path) -> Verdict | None:
-    return flatness_verdict(results_dir, dim=get_profile(Path(results_dir).name).sharpness.get("dim", 100))
+def _flatness_at_tier(results_dir: Path, pruned: bool = False) -> Verdict | None:
+    return flatness_verdict(results_dir, dim=get_profile(Path(results_dir).name).sharpness.get("dim", 100),
+                            pruned=pruned)
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -735,7 +743,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(12, "SWA", "Tables 1, 4", "IMP with SWA beats IMP with Adam on all 8 GLUE test columns",
           "lottery-tickets"),
     Claim(13, "Sharpness after pruning", "Table 4", "SAM tickets are less sharp in 23/24 (task, ε) cells",
-          "lottery-tickets"),
+          "lottery-tickets", _at_largest_tier(lambda d: _flatness_at_tier(d, pruned=True))),
     Claim(14, "One-shot pruning", "Fig. 7", "no loss below ~30% sparsity; SAM keeps accuracy to higher sparsity",
           "pruning-without-retraining", _at_largest_tier(one_shot_verdict)),
     Claim(15, "ℓ1 control", "Figs. 10, 11", "Adam + ℓ1 does not match SAM's accuracy-sparsity curves",

@@ -19,11 +19,16 @@ $(A^\top A)^{-1} A^\top w$, with the p x p Gram matrix accumulated in the same c
 backward passes), a second, independent view of curvature at the same point.
 
 Both evaluate `loss_fn(model)` with the model in eval mode (no dropout), so f is deterministic.
+
+**Pruned models** (Table 4). With `masks`, both look only at the weights a pruned model still has: the search moves
+the unpruned coordinates (A has one row per unpruned weight: $w + P A z$, with $P$ the embedding of the unpruned
+coordinates into all of them, so pruned weights stay exactly zero), and the power iteration runs on $P^\top H P$.
+Tensors without a mask (embeddings, biases, LayerNorm, the head) are unpruned.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +39,7 @@ __all__ = ["RandomSubspace", "epsilon_sharpness", "sharpness_table", "hessian_to
 
 PAPER_EPSILONS = (5e-3, 1e-3, 5e-4)
 LossFn = Callable[[torch.nn.Module], torch.Tensor]
+Masks = Mapping[str, torch.Tensor]
 
 
 class RandomSubspace:
@@ -107,6 +113,19 @@ def _trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def _kept(model: torch.nn.Module, masks: Masks | None) -> torch.Tensor | None:
+    """The positions, in the flat vector of trainable weights, of those `masks` keep (None: all of them)."""
+    if masks is None:
+        return None
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    unknown = set(masks) - {n for n, _ in named}
+    if unknown:
+        raise ValueError(f"masks name weights the model lacks: {sorted(unknown)[:3]}")
+    keep = torch.cat([masks[n].to(p.device, torch.bool).reshape(-1) if n in masks
+                      else torch.ones(p.numel(), dtype=torch.bool, device=p.device) for n, p in named])
+    return keep.nonzero().squeeze(1)
+
+
 def _parts(loss_fn: LossFn) -> Sequence[LossFn]:
     """The terms whose sum is `loss_fn` (`batches_loss` has one per batch), so that gradients and Hessian-vector
     products can be taken one term at a time: the same numbers with the memory of one batch."""
@@ -126,8 +145,9 @@ def _loss_and_grad(model: torch.nn.Module, params: list[torch.nn.Parameter], los
 
 
 def epsilon_sharpness(model: torch.nn.Module, loss_fn: LossFn, epsilon: float, dim: int | None = 100, seed: int = 0,
-                      maxiter: int = 10, subspace: RandomSubspace | None = None) -> float:
-    """φ(ε) of the model at its current weights (see the module docstring); `dim=None` searches the full space.
+                      maxiter: int = 10, subspace: RandomSubspace | None = None, masks: Masks | None = None) -> float:
+    """φ(ε) of the model at its current weights (see the module docstring); `dim=None` searches the full space,
+    `masks` only the weights they keep.
 
     The model's weights are restored exactly afterwards.
     """
@@ -139,21 +159,28 @@ def epsilon_sharpness(model: torch.nn.Module, loss_fn: LossFn, epsilon: float, d
     device = params[0].device
     with torch.no_grad():
         w0 = torch.nn.utils.parameters_to_vector(params).detach().float()  # on the model's device
+    kept = _kept(model, masks)
+    searched = w0 if kept is None else w0[kept]  # the coordinates the search moves
     if dim is not None and subspace is None:
-        subspace = RandomSubspace(w0.numel(), dim, seed, device=device)
-    bound_base = subspace.pinv_apply(w0) if subspace is not None else w0.double().cpu()
-    bounds = (epsilon * (bound_base.abs() + 1.0)).numpy()
+        subspace = RandomSubspace(searched.numel(), dim, seed, device=device)
+    if subspace is not None and subspace.n != searched.numel():
+        raise ValueError(f"the subspace has {subspace.n} rows for {searched.numel()} searched weights")
+    bound_base = subspace.pinv_apply(searched) if subspace is not None else searched.double().cpu()
+    bounds = (epsilon * (bound_base.abs() + 1.0)).numpy()  # |z_i| <= eps (|(A^+ w)_i| + 1)
 
     def set_weights(z: np.ndarray) -> None:
         z_t = torch.from_numpy(z)
-        delta = subspace.matvec(z_t) if subspace is not None else z_t.float().to(device)
+        delta = subspace.matvec(z_t) if subspace is not None else z_t.float().to(device)  # A z
+        if kept is not None:  # P A z: zero on the pruned weights
+            delta = torch.zeros_like(w0).index_copy_(0, kept, delta.to(device))
         with torch.no_grad():
-            torch.nn.utils.vector_to_parameters((w0 + delta.to(device)), params)
+            torch.nn.utils.vector_to_parameters((w0 + delta.to(device)), params)  # w + A z
 
     def negative(z: np.ndarray) -> tuple[float, np.ndarray]:
         set_weights(z)
         loss, grad = _loss_and_grad(model, params, loss_fn)
-        grad_z = subspace.rmatvec(grad) if subspace is not None else grad.double().cpu()  # scipy works on the host
+        grad = grad if kept is None else grad[kept]  # P^T g
+        grad_z = subspace.rmatvec(grad) if subspace is not None else grad.double().cpu()  # A^T g, on the host (scipy)
         return -loss, -grad_z.numpy()
 
     try:
@@ -173,22 +200,30 @@ def epsilon_sharpness(model: torch.nn.Module, loss_fn: LossFn, epsilon: float, d
 
 
 def sharpness_table(model: torch.nn.Module, loss_fn: LossFn, epsilons: Sequence[float] = PAPER_EPSILONS,
-                    dim: int | None = 100, seed: int = 0, maxiter: int = 10, cache_gib: float = 6.0) -> dict[float, float]:
-    """φ(ε) for each ε, sharing one random subspace (kept in memory within `cache_gib`, see RandomSubspace)."""
+                    dim: int | None = 100, seed: int = 0, maxiter: int = 10, cache_gib: float = 6.0,
+                    masks: Masks | None = None) -> dict[float, float]:
+    """φ(ε) for each ε, sharing one random subspace (kept in memory within `cache_gib`, see RandomSubspace);
+    with `masks`, over the weights they keep."""
     params = _trainable(model)
-    n = sum(p.numel() for p in params)
+    kept = _kept(model, masks)
+    n = sum(p.numel() for p in params) if kept is None else kept.numel()
     subspace = RandomSubspace(n, dim, seed, cache_gib=cache_gib, device=params[0].device) if dim is not None else None
-    return {eps: epsilon_sharpness(model, loss_fn, eps, dim, seed, maxiter, subspace) for eps in epsilons}
+    return {eps: epsilon_sharpness(model, loss_fn, eps, dim, seed, maxiter, subspace, masks) for eps in epsilons}
 
 
 def hessian_top_eigenvalue(model: torch.nn.Module, loss_fn: LossFn, iters: int = 20, tol: float = 1e-3,
-                           seed: int = 0) -> float:
-    """The largest-magnitude eigenvalue of the loss Hessian, by power iteration on H v."""
+                           seed: int = 0, masks: Masks | None = None) -> float:
+    """The largest-magnitude eigenvalue of the loss Hessian, by power iteration on H v; with `masks`, of the
+    Hessian restricted to the weights they keep ($P^\top H P$)."""
     params = _trainable(model)
+    named = dict(model.named_parameters())
+    names = [n for n, p in named.items() if p.requires_grad]
+    keep = [None if masks is None or n not in masks else masks[n].to(named[n].device, named[n].dtype) for n in names]
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     v = [torch.randn(p.shape, generator=generator).to(p) for p in params]  # drawn on the host: the same v anywhere
+    v = [x if m is None else x * m for x, m in zip(v, keep)]
     norm = torch.sqrt(sum((x * x).sum() for x in v))
     v = [x / norm for x in v]
     eigenvalue = 0.0
@@ -197,14 +232,14 @@ def hessian_top_eigenvalue(model: torch.nn.Module, loss_fn: LossFn, iters: int =
 
     try:
         with sdpa_kernel([SDPBackend.MATH]):
-            eigenvalue = _power_iteration(model, loss_fn, params, v, iters, tol)
+            eigenvalue = _power_iteration(model, loss_fn, params, v, iters, tol, keep)
     finally:
         model.train(was_training)
     return eigenvalue
 
 
 def _power_iteration(model: torch.nn.Module, loss_fn: LossFn, params: list[torch.nn.Parameter],
-                     v: list[torch.Tensor], iters: int, tol: float) -> float:
+                     v: list[torch.Tensor], iters: int, tol: float, keep: Sequence[torch.Tensor | None]) -> float:
     eigenvalue = 0.0
     for _ in range(iters):
         hv = [torch.zeros_like(p) for p in params]
@@ -216,6 +251,7 @@ def _power_iteration(model: torch.nn.Module, loss_fn: LossFn, params: list[torch
             for (i, _), term in zip(used, terms):
                 if term is not None:
                     hv[i] += term
+        hv = [x if m is None else x * m for x, m in zip(hv, keep)]  # P^T H P v: the pruned weights stay out
         new = float(sum((a * b).sum() for a, b in zip(hv, v)))
         norm = torch.sqrt(sum((x * x).sum() for x in hv))
         v = [x / norm for x in hv]

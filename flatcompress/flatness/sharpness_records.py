@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from flatcompress.data import pad_collate, run_inputs
+from flatcompress.masks import Masks, masks_fingerprint, masks_sparsity
 from flatcompress.flatness.sharpness import PAPER_EPSILONS, batches_loss, hessian_top_eigenvalue, sharpness_table
 from flatcompress.provenance import provenance
 from flatcompress.records import find_measurement, run_reference, write_record
@@ -51,10 +52,11 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
                       epsilons: Sequence[float] = PAPER_EPSILONS, dim: int | None = 100, n_examples: int = 256,
                       batch_size: int = 64, seed: int = 0, maxiter: int = 10, hessian_iters: int = 20,
                       overwrite: bool = False, cache_gib: float = 6.0, compute: bool = True,
-                      device: str | None = None) -> dict[str, Any]:
+                      device: str | None = None, masks: Masks | None = None) -> dict[str, Any]:
     """ε-sharpness (φ, in percent) per ε and the top Hessian eigenvalue of `result`'s best model.
 
-    `dim=None` searches the full parameter space (Keskar's A = I) instead of a random subspace.
+    `dim=None` searches the full parameter space (Keskar's A = I) instead of a random subspace. `masks` (a pruned
+    model's, e.g. an IMP ticket's: Table 4) restrict both to the weights they keep.
     `cache_gib` bounds the memory that keeps the random subspace (speed only; the result is the same). The model and
     its loss run on `device` (default: the best available).
     With `compute=False` the record is only looked up (`MissingRecordError` when it is absent).
@@ -68,7 +70,8 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
                               f"needs about {need / 2 ** 30:.1f} GiB of host memory (scipy's L-BFGS-B history); "
                               f"{available / 2 ** 30:.1f} GiB are available. Use the random subspace (dim=100) instead")
     settings = {"finetune_key": result.record["key"], "epsilons": list(epsilons), "dim": dim, "n_examples": n_examples,
-                "seed": seed, "maxiter": maxiter, "hessian_iters": hessian_iters}
+                "seed": seed, "maxiter": maxiter, "hessian_iters": hessian_iters,
+                **({"masks": masks_fingerprint(masks)} if masks is not None else {})}
     key, path, found = find_measurement(results_dir, "sharpness", result.record, settings, compute, overwrite)
     if found is not None:
         return found
@@ -79,7 +82,7 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
     batches = [pad_collate(features[i:i + batch_size], inputs.pad_id)
                for i in range(0, len(features), batch_size)]
     loss_fn = batches_loss(batches)
-    table = sharpness_table(model, loss_fn, epsilons, dim, seed, maxiter, cache_gib)
+    table = sharpness_table(model, loss_fn, epsilons, dim, seed, maxiter, cache_gib, masks)
     record = {
         "kind": "sharpness",
         "key": key,
@@ -89,7 +92,8 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
         "score": result.record["score"],
         "loss": float(loss_fn(model.eval()).detach()),
         "sharpness": {f"{eps:g}": value for eps, value in table.items()},
-        "hessian_top_eigenvalue": hessian_top_eigenvalue(model, loss_fn, hessian_iters, seed=seed),
+        "hessian_top_eigenvalue": hessian_top_eigenvalue(model, loss_fn, hessian_iters, seed=seed, masks=masks),
+        **({"masks_sparsity": masks_sparsity(masks)} if masks is not None else {}),
         "n_examples": len(features),
         "wall_time_s": time.perf_counter() - start,
         "provenance": provenance(next(model.parameters()).device),

@@ -16,7 +16,8 @@ from typing import Any, Sequence
 
 __all__ = ["METHODS", "Job", "load_plan", "write_plan", "check_plan", "execute"]
 
-METHODS = ("finetune", "sharpness", "dropout_replay", "one_shot", "quantization", "cofi", "imp", "reproduce")
+METHODS = ("finetune", "sharpness", "dropout_replay", "one_shot", "quantization", "cofi", "imp", "ticket_sharpness",
+           "reproduce")
 
 
 @dataclass(frozen=True)

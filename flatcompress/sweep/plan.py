@@ -115,6 +115,10 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                         imp_jobs.append(add(f"{'imp' if rewind else 'std'}-{task}-{optimizer}-{seed}", "lottery-tickets",
                                             "imp", [f"ft-{task}-{optimizer}-{seed}"], task=task, optimizer=optimizer,
                                             seed=seed, rewind=rewind))
+                    if (chapter == "lottery-tickets" and task in sharpness_tasks
+                            and seed in (tier.sharpness_seeds or seeds)):  # Table 4: right after the chain, its weights kept
+                        add(f"sharp-ticket-{task}-{optimizer}-{seed}", chapter, "ticket_sharpness",
+                            [f"imp-{task}-{optimizer}-{seed}"], task=task, optimizer=optimizer, seed=seed)
         if "mask-or-optimizer" in chapters:  # A.7's control: IMP and standard pruning with Adam + l1
             l1 = _parameter("mask-or-optimizer", "l1")
             for task in [t for t in _tasks(tier, "mask-or-optimizer") if runs("mask-or-optimizer", t, seed)]:
