@@ -62,6 +62,7 @@ class Profile:
     rho: float = 0.05  # SAM's radius at this tier (the paper's: 0.05)
     lr_by_optimizer: dict[str, float] = field(default_factory=dict)  # a learning rate chosen for one optimizer
     sharpness: dict[str, Any] = field(default_factory=dict)  # measure_sharpness settings at this tier
+    contours: dict[str, Any] = field(default_factory=dict)  # measure_contours settings (grid size, dev examples)
     sharpness_tasks: tuple[str, ...] = ()  # the tasks whose models get ε-sharpness (empty: every task)
     subspace_seeds: tuple[int, ...] = (0,)  # random subspaces per model (ε-sharpness)
     imp_schedule: tuple[float, ...] = PAPER_IMP_SCHEDULE  # IMP sparsities
@@ -95,6 +96,7 @@ PROFILES: dict[str, Profile] = {
                 hardware="cpu",
                 batch_size=8, max_length=32, max_train_examples=32, max_eval_examples=32, seeds=(0,),
                 tasks=("rotten_tomatoes", "reuters8"), sharpness={"dim": 10, "n_examples": 32, "hessian_iters": 5},
+                contours={"size": 4, "n_examples": 16},
                 imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7), oneshot_sparsities=(0.0, 0.2, 0.4, 0.6),
                 cofi={"target": 0.5, "distill_epochs": 1, "prune_epochs": 2, "warmup_epochs": 1, "finetune_epochs": 2,
                       "lr": 1e-3, "finetune_lr": 1e-3, "reg_lr": 0.1}),
@@ -130,6 +132,7 @@ PROFILES: dict[str, Profile] = {
                 epochs_by_task={"mrpc": 5},
                 seeds_by_task={"rotten_tomatoes": (0, 1, 2, 3, 4), "mrpc": (0, 1, 2)}, rho=0.02,
                 sharpness={"dim": 100, "n_examples": 128, "hessian_iters": 10}, sharpness_tasks=("sst2", "rotten_tomatoes"),
+                contours={"size": 20, "n_examples": 128},  # Mehta's 20 x 20 grid; 2 x 400 forward passes a task
                 sharpness_seeds=(0, 1, 2), subspace_seeds=(0, 1),
                 # The 30 CPU-hour budget: an IMP chain re-trains once per round, and four chains (IMP and standard
                 # pruning, both optimizers) per task and seed. With MRPC's 5-epoch runs (74 min for a pair) its chains

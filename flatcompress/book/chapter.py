@@ -216,6 +216,23 @@ class Chapter:
                     **({"seed": subspace_seed} if subspace_seed else {})}
         return self._measure(measure_sharpness, "the sharpness", task, optimizer, seed, **settings)
 
+    def contours(self, task: str, seed: int = 0, head: str = "sam") -> dict[str, Any]:
+        """The loss-contour record (Fig. 6) of the plane through the pre-trained model and this tier's Adam and SAM
+        runs of `task` and `seed`, every point with `head`'s task head, at the tier's `contours` settings."""
+        from flatcompress.flatness.contours import measure_contours
+
+        settings = {**self.profile.contours, "results_dir": self.results_dir}
+        runs = [self._finetune(task, optimizer, seed, False) for optimizer in ("adamw", "sam")]
+        try:
+            record = measure_contours(*runs, head, **settings, compute=False)
+        except MissingRecordError as exc:
+            if not self.compute:
+                raise self._missing(exc, f"the loss contours of {task} (seed {seed}, {head} head)", task, seed) from None
+            runs = [self._finetune(task, optimizer, seed, True) for optimizer in ("adamw", "sam")]
+            record = measure_contours(*runs, head, **settings)
+        self.used.append(record["path"])
+        return record
+
     def dropout_replay(self, task: str, optimizer: str = "sam", seed: int = 0) -> dict[str, Any]:
         """The dropout-replay record of one fine-tuned run: the loss rise SAM sees with and without replay."""
         from flatcompress.flatness.dropout_replay import measure_dropout_replay

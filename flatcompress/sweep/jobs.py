@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 __all__ = ["METHODS", "Job", "load_plan", "write_plan", "check_plan", "execute"]
 
-METHODS = ("finetune", "sharpness", "dropout_replay", "one_shot", "quantization", "cofi", "imp", "ticket_sharpness",
+METHODS = ("finetune", "sharpness", "dropout_replay", "one_shot", "quantization", "cofi", "imp", "ticket_sharpness", "contours",
            "reproduce")
 
 

@@ -105,6 +105,10 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                 if task in _tasks(tier, "structured-pruning") and runs("structured-pruning", task, seed):
                     add(f"cofi-{task}-{optimizer}-{seed}", "structured-pruning", "cofi", [run], task=task,
                         optimizer=optimizer, seed=seed)
+            if runs("train-flat", task, seed) and task in sharpness_tasks and seed == seeds[0]:  # Fig. 6
+                for head in _OPTIMIZERS:
+                    add(f"contours-{task}-{head}-{seed}", "train-flat", "contours",
+                        [f"ft-{task}-{o}-{seed}" for o in _OPTIMIZERS], task=task, seed=seed, head=head)
         imp_jobs = []
         for chapter in ("lottery-tickets", "mask-or-optimizer", "tickets-travel"):
             for task in _tasks(tier, chapter):
