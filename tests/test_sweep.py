@@ -41,10 +41,10 @@ def _records(results: Path) -> dict[str, str]:
             for r in iter_records(results)}
 
 
-def _lottery_part(records: dict[str, str]) -> dict[str, str]:
-    """The records of the lottery-tickets chapter's runs: fine-tuning, IMP, and the tickets' sharpness (Table 4)."""
+def _one_shot_part(records: dict[str, str]) -> dict[str, str]:
+    """The records of the one-shot chapter's runs: the full fine-tuning runs (no masks) and their one-shot sweeps."""
     return {name: r for name, r in records.items()
-            if name.startswith(("finetune/", "imp/")) or (name.startswith("sharpness/") and '"masks":' in r)}
+            if name.startswith("oneshot/") or (name.startswith("finetune/") and json.loads(r)["masks"] is None)}
 
 
 def _small_plan(results: Path, runs_only: bool = True,
@@ -196,20 +196,20 @@ def test_after_the_plan_the_chapters_compute_nothing_more(local_sweep):
 def test_ray_with_two_workers_writes_the_records_of_the_local_engine(local_sweep, tmp_path):
     pytest.importorskip("ray")
     results = tmp_path / "results"
-    plan = sweep_plan(_small_plan(results, chapters=["lottery-tickets"]), "small")
+    plan = sweep_plan(_small_plan(results, chapters=["pruning-without-retraining"]), "small")
     assert set(sweep(plan, "ray", workers=2, threads=1, poll=5).values()) == {"done"}
     ours, local = _records(results), _records(local_sweep[0])
-    assert ours == _lottery_part(local)
+    assert ours == _one_shot_part(local) and any(name.startswith("oneshot/") for name in ours)
 
 
 def test_the_slurm_engine_runs_through_submitit_without_a_cluster(local_sweep, tmp_path):
     pytest.importorskip("submitit")
     results = tmp_path / "results"
-    plan = sweep_plan(_small_plan(results, chapters=["lottery-tickets"]), "small")
+    plan = sweep_plan(_small_plan(results, chapters=["pruning-without-retraining"]), "small")
     states = sweep(plan, "slurm", workers=2, threads=1, poll=1, slurm={"cluster": "local", "time_min": 10})
     assert set(states.values()) == {"done"}
     ours, local = _records(results), _records(local_sweep[0])
-    assert ours == _lottery_part(local)
+    assert ours == _one_shot_part(local) and any(name.startswith("oneshot/") for name in ours)
     assert list((plan.with_name("small.json.state") / "slurm").rglob("*_log.out"))  # its logs, in the state folder
 
 
