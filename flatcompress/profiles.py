@@ -98,7 +98,7 @@ PROFILES: dict[str, Profile] = {
                 tasks=("rotten_tomatoes", "reuters8"),
                 sharpness={"dim": 10, "n_examples": 32, "hessian_iters": 5, "maxiter": 3},
                 contours={"size": 4, "n_examples": 16},
-                imp_schedule=(0.0, 0.3, 0.5, 0.6, 0.7), oneshot_sparsities=(0.0, 0.2, 0.4, 0.6),
+                imp_schedule=(0.0, 0.6, 0.7), oneshot_sparsities=(0.0, 0.2, 0.4, 0.6),
                 cofi={"target": 0.5, "distill_epochs": 1, "prune_epochs": 2, "warmup_epochs": 1, "finetune_epochs": 2,
                       "lr": 1e-3, "finetune_lr": 1e-3, "reg_lr": 0.1}),
         Profile("cpu", "pretrained MiniLM-L6 on real data subsets: minutes per run on 2 cores", "minilm-l6", lr=1e-4,
