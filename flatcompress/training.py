@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -70,9 +71,9 @@ class FinetuneResult:
     model: torch.nn.Module | None = None
     cached: bool = False
 
-    @property
+    @functools.cached_property
     def config(self) -> FinetuneConfig:
-        """The run's settings, typed."""
+        """The run's settings, typed (read and checked once)."""
         return FinetuneConfig.from_record(self.record["config"])
 
     @property

@@ -35,8 +35,8 @@ def test_every_exercise_has_a_worked_solution_with_code(chapter):
     nb = _notebook(chapter)
     solved = [(int(n), body) for _, n, body in SOLUTION.findall(_markdown(nb))]
     assert _exercises(nb) and [n for n, _ in solved] == _exercises(nb)
-    hidden_code = {int(n) for c in nb["cells"] if c["cell_type"] == "code" and "hide-cell" in c["metadata"].get("tags", [])
-                   for n in re.findall(r"^# Exercise (\d+)", "".join(c["source"]), re.M)}
+    hidden = [c for c in nb["cells"] if c["cell_type"] == "code" and "hide-cell" in c["metadata"].get("tags", [])]
+    hidden_code = {int(n) for c in hidden for n in re.findall(r"^# Exercise (\d+)", "".join(c["source"]), re.M)}
     assert all(":class: dropdown" in body and (CODE.search(body) or n in hidden_code) for n, body in solved)
 
 

@@ -99,6 +99,7 @@ class Chapter:
     tasks: tuple[str, ...]
     seeds: tuple[int, ...]
     used: list[str] = field(default_factory=list, compare=False, repr=False)  # records this chapter read or wrote
+    _dev_inputs: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # `score`'s, per task
 
     @classmethod
     def open(cls, name: str, profile: str = "cpu", compute: bool = False, tasks: Sequence[str] | None = None,
@@ -162,7 +163,9 @@ class Chapter:
         from flatcompress.data import run_inputs
         from flatcompress.training import evaluate_splits
 
-        inputs = run_inputs(self.config(task), max_train_examples=1)
+        if task not in self._dev_inputs:  # read and encoded once per task: exercises score many variants of a model
+            self._dev_inputs[task] = run_inputs(self.config(task), max_train_examples=1)
+        inputs = self._dev_inputs[task]
         main = inputs.data.main_split
         metrics, _ = evaluate_splits(model, {main: inputs.main_eval}, task)
         return metrics[main][get_task(task).main_metric]
@@ -310,11 +313,12 @@ class Chapter:
         needs the round's weights: kept by the chain, or trained again round by round (`pruning.imp.round_result`)."""
         from flatcompress.flatness.sharpness_records import measure_sharpness
         from flatcompress.pruning.imp import round_result
+        from flatcompress.pruning.mask_files import load_masks
         from flatcompress.records import read_record
 
         sparsity = self.reference_sparsity(task) if sparsity is None else sparsity
         record, row = self._round(task, optimizer, seed, sparsity, True)
-        masks = self.ticket(task, optimizer, seed, sparsity).masks
+        masks = load_masks(self.results_dir / row["mask"]).masks
         path = self.results_dir / row["record"]
         measure = functools.partial(measure_sharpness, **self.profile.sharpness, masks=masks)
         try:

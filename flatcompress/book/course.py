@@ -37,14 +37,15 @@ def chapter_contents(notebook: Path) -> dict[str, Any]:
 
 def syllabus(results_root: Path) -> list[dict[str, Any]]:
     """One row per chapter: what it reproduces, the library code on its page, its exercises and worked solutions,
-    the wall hours its records took at the `cpu` tier (under `results_root`) and its estimated hours at the `colab` tier on a T4 and
-    an A100."""
+    the wall hours its records took at the `cpu` tier (under `results_root`) and its estimated hours at the `colab`
+    tier on a T4 and an A100."""
     measured = costs.chapter_minutes(Path(results_root) / "cpu")
     t4, a100 = costs.chapter_gpu_hours("colab", "T4"), costs.chapter_gpu_hours("colab", "A100")
     rows = []
     for name, chapter in CHAPTERS.items():
         contents = chapter_contents(book_dir() / chapter.notebook)
         rows.append({"chapter": name, "reproduces": chapter.reproduces, "code on the page": contents["code"],
-                     "exercises": contents["exercises"], "worked solutions": contents["solutions"], "cpu tier, measured hours": measured.get(name, 0.0) / 60,
+                     "exercises": contents["exercises"], "worked solutions": contents["solutions"],
+                     "cpu tier, measured hours": measured.get(name, 0.0) / 60,
                      "colab tier, T4 hours": t4[name], "colab tier, A100 hours": a100[name]})
     return rows

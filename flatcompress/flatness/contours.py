@@ -92,7 +92,8 @@ def _flat(model: torch.nn.Module) -> torch.Tensor:
 def evaluate_plane(model: torch.nn.Module, plane: Plane, a_values: np.ndarray, b_values: np.ndarray,
                    score: Callable[[torch.nn.Module], tuple[float, float]],
                    done: list[list[tuple[float, float]]] | None = None,
-                   on_row: Callable[[list[list[tuple[float, float]]]], None] | None = None) -> list[list[tuple[float, float]]]:
+                   on_row: Callable[[list[list[tuple[float, float]]]], None] | None = None
+                   ) -> list[list[tuple[float, float]]]:
     """(loss, metric) at every grid point, row by row (one row per value of b): `model`'s body is set to the point,
     its head is left as it is. `done` rows are kept (a resumed run), `on_row` sees the rows after each one. The
     model's body is restored afterwards."""

@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 __all__ = ["METHODS", "Job", "load_plan", "write_plan", "check_plan", "execute"]
 
-METHODS = ("finetune", "sharpness", "dropout_replay", "one_shot", "quantization", "cofi", "imp", "ticket_sharpness", "contours",
-           "reproduce")
+METHODS = ("finetune", "sharpness", "dropout_replay", "one_shot", "quantization", "cofi", "imp", "ticket_sharpness",
+           "contours", "reproduce")
 
 
 @dataclass(frozen=True)

@@ -119,8 +119,9 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                         imp_jobs.append(add(f"{'imp' if rewind else 'std'}-{task}-{optimizer}-{seed}", "lottery-tickets",
                                             "imp", [f"ft-{task}-{optimizer}-{seed}"], task=task, optimizer=optimizer,
                                             seed=seed, rewind=rewind))
+                    # Table 4: each ticket's sharpness right after its chain, while the chain's weights are kept
                     if (chapter == "lottery-tickets" and task in sharpness_tasks
-                            and seed in (tier.sharpness_seeds or seeds)):  # Table 4: right after the chain, its weights kept
+                            and seed in (tier.sharpness_seeds or seeds)):
                         add(f"sharp-ticket-{task}-{optimizer}-{seed}", chapter, "ticket_sharpness",
                             [f"imp-{task}-{optimizer}-{seed}"], task=task, optimizer=optimizer, seed=seed)
         if "mask-or-optimizer" in chapters:  # A.7's control: IMP and standard pruning with Adam + l1
