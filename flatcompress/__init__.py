@@ -4,7 +4,7 @@ The library is thin on purpose. At the top: tasks and data (`tasks`, `data/`), m
 fine-tuning loop (`training`, `optim`, `device`, `masks`), scale tiers (`profiles`), result records (`records`,
 `provenance`, `audit`) and their statistics (`stats`). One folder per chapter family:
 
-- `flatness/`: SAM, ε-sharpness and its records, dropout replay, the 2-D toy (Train flat);
+- `flatness/`: SAM, SWA, ε-sharpness and its records, dropout replay, the 2-D toy, loss contours (Train flat);
 - `pruning/`: global magnitude masks, mask files, IMP, one-shot curves (the unstructured-pruning chapters);
 - `cofi/`: hard-concrete gates, structure shapes, the gated model, the CoFi run (Structured pruning);
 - `quantization/`: int8 back-ends and the records of quantized models (Quantization);
@@ -27,6 +27,7 @@ for _name in ("torchao", "torch.utils._pytree"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
 import flatcompress.flatness.sam  # noqa: E402,F401 - registers the "sam" optimizer (flatcompress.optim)
+import flatcompress.flatness.swa  # noqa: E402,F401 - registers "swa"
 from flatcompress.config import FinetuneConfig, check_sparsity
 from flatcompress.training import FinetuneResult, evaluate, finetune
 from flatcompress.profiles import PROFILES, get_profile

@@ -56,7 +56,7 @@ def _config(args: argparse.Namespace):
                                                "max_train_examples", "max_eval_examples", "num_layers", "seed",
                                                "source", "data_dir") if getattr(args, k) is not None}
     if overrides.get("optimizer") == "sam":
-        overrides["optimizer_kwargs"] = {"rho": args.rho if args.rho is not None else 0.05}
+        overrides["optimizer_kwargs"] = {"rho": args.rho if args.rho is not None else profile.rho}
     elif args.rho is not None:
         raise ValueError("--rho applies to --optimizer sam only")
     return profile.config(args.task, **overrides), args.results_dir or f"results/{profile.name}"
@@ -323,7 +323,8 @@ def _add_run_arguments(ft: argparse.ArgumentParser) -> None:
     ft.add_argument("--profile", default="cpu", choices=list(PROFILES), metavar="PROFILE",
                     help=f"scale tier, one of {', '.join(PROFILES)} (default: cpu)")
     ft.add_argument("--model", choices=list(MODELS), metavar="MODEL", help=f"one of {', '.join(MODELS)}")
-    ft.add_argument("--optimizer", help="adamw (default) or sam")
+    ft.add_argument("--optimizer", help="adamw (default), sam or swa (the tier's learning rate for it, and the "
+                    "paper's averaging: the last half of the checkpoints)")
     ft.add_argument("--rho", type=float, help="SAM's neighbourhood radius (default 0.05, the paper's)")
     ft.add_argument("--source", choices=SOURCES, help="data source (default: auto)")
     ft.add_argument("--data-dir", help="a classic glue_data/ directory (default: $FLATCOMPRESS_GLUE_DIR)")

@@ -3,8 +3,10 @@
 The loop only calls `optimizer.step(closure)`, torch's contract for optimizers that need to
 re-evaluate the loss (a closure zeroes the gradients, runs forward and backward, and returns
 the loss). Plain AdamW evaluates the closure once; SAM (the next chapter) evaluates it twice,
-once at w and once at the perturbed point w + ε̂. `flatcompress.flatness.sam` registers "sam" (the package
-imports it first, so the name is always there).
+once at w and once at the perturbed point w + ε̂. `flatcompress.flatness.sam` registers "sam" and
+`flatcompress.flatness.swa` registers "swa" (the package imports both first, so the names are always there). An
+optimizer whose result is an average of checkpoints (SWA) says at which steps in `OptimizerSpec.averages`; the loop
+keeps that mean and ends on it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-__all__ = ["OptimizerSpec", "OPTIMIZERS", "register_optimizer", "build_optimizer", "fused"]
+__all__ = ["OptimizerSpec", "OPTIMIZERS", "register_optimizer", "build_optimizer", "averaging_steps", "fused"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class OptimizerSpec:
     accepts: tuple[str, ...] = ()
     description: str = ""
     check: Callable[[dict[str, Any]], None] | None = None  # raises ValueError on invalid option values
+    # averages(kwargs, steps_per_epoch, epochs): the steps whose weights the run's result averages (None: it does not)
+    averages: Callable[[dict[str, Any], int, int], list[int]] | None = None
 
     def validate(self, kwargs: dict[str, Any]) -> None:
         unknown = set(kwargs) - set(self.accepts)
@@ -56,6 +60,13 @@ def _adamw(params: Iterable, lr: float, weight_decay: float, eps: float, **kwarg
 
 
 register_optimizer(OptimizerSpec("adamw", _adamw, accepts=("betas",), description="AdamW (the paper's Adam baseline)"))
+
+
+def averaging_steps(name: str, kwargs: dict[str, Any], steps_per_epoch: int, epochs: int) -> list[int] | None:
+    """The steps whose weights the run of optimizer `name` averages into its result, or None (it ends on its
+    last iterate)."""
+    spec = OPTIMIZERS[name]
+    return spec.averages(kwargs, steps_per_epoch, epochs) if spec.averages is not None else None
 
 
 def build_optimizer(name: str, params: Iterable, lr: float, weight_decay: float = 0.0, eps: float = 1e-8,

@@ -10,7 +10,10 @@ and disjoint from the training subset, are its only evaluation split. The stages
 2. RTE with AdamW for 6 epochs (RTE had not trained in stage 1), and MRPC for 5 epochs (SAM stayed near the
    majority rate at rho 0.05 in stage 1): SAM at stage 1's choice (lr 1e-4, rho 0.02) and AdamW at its choice
    (lr 5e-5). A third run, SAM at lr 5e-5 and rho 0.05, was stopped after 3 of its 5 epochs when stage 1's choice
-   became rho 0.02, and is not in the records.
+   became rho 0.02, and is not in the records;
+3. SWA (for the lottery-tickets chapter's claim 12) on SST-2, 4,000 examples, 2 epochs at batch 16 as in stage 1,
+   a checkpoint every half epoch and the mean of the last two (after 1.5 and 2 epochs): lr 5e-5 (AdamW's choice),
+   1e-4 and 2e-4 (the paper runs SWA at 4x its Adam learning rate: 8e-5 against 2e-5).
 
 `search_plan()` is the queue plan of these runs; `search_table()` reads their records; `chosen()` picks, per
 optimizer, the setting with the best mean held-out score over the tasks where every setting of that optimizer ran.
@@ -42,6 +45,8 @@ STAGES: dict[str, list[dict[str, Any]]] = {
     "longer": [{"task": "rte", "optimizer": "adamw", "lr": 5e-5, "epochs": 6, "max_train_examples": None}]
               + [{"task": "mrpc", "optimizer": o, "lr": lr, **({"rho": rho} if rho else {}), "epochs": 5,
                   "max_train_examples": None} for o, lr, rho in (("sam", 1e-4, 0.02), ("adamw", 5e-5, None))],
+    "swa": [{"task": "sst2", "optimizer": "swa", "lr": lr, "epochs": 2, "max_train_examples": 4000}
+            for lr in (5e-5, 1e-4, 2e-4)],
 }
 
 

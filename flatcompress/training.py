@@ -7,7 +7,9 @@
 - Gradients are clipped to `grad_clip` inside the closure, i.e. for every gradient the
   optimizer uses (for SAM: the one taken at the perturbed point too).
 - The model is evaluated after every epoch and the epoch with the best validation metric is
-  kept (A.4: "evaluated after every epoch ... the checkpoint with the best validation metric").
+  kept (A.4: "evaluated after every epoch ... the checkpoint with the best validation metric"). An optimizer that
+  averages checkpoints (SWA, `flatcompress.flatness.swa`) ends instead on the mean of its checkpoints, which is
+  then evaluated once: the epochs' scores stay in the history.
 - Optional fixed masks: pruned weights and their gradients are zeroed at every step.
 - Optional starting point: weights loaded over the pre-trained model and fresh head before training
   (iterative pruning starts each round from the last round's head, or all of its weights).
@@ -35,11 +37,12 @@ from flatcompress.data import RunInputs, TaskData, pad_collate, run_inputs
 from flatcompress.data.fingerprint import data_fingerprint, examples_fingerprint
 from flatcompress.device import LossScaler, SkipStep, autocast, pick_device, pick_precision
 from flatcompress.errors import DataSourceError, MissingRecordError, NonFiniteLossError
+from flatcompress.flatness.swa import WeightAverage
 from flatcompress.masks import (Masks, apply_masks, mask_gradients, masks_fingerprint, masks_on, masks_sparsity,
                                 prunable_names)
 from flatcompress.metrics import METRICS
 from flatcompress.models import load_model
-from flatcompress.optim import build_optimizer
+from flatcompress.optim import averaging_steps, build_optimizer
 from flatcompress.predictions import evaluation_block
 from flatcompress.provenance import provenance
 from flatcompress.records import atomic_write, config_key, read_record, record_path, write_record
@@ -278,7 +281,9 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
         _train_epoch(run, config, epoch, state, progress)
         if partial is not None and epoch < config.epochs:
             _save_partial(partial, key, run.model, run.optimizer, run.scheduler, state, dev,
-                          state["elapsed"] + time.perf_counter() - start_time, run.scaler)
+                          state["elapsed"] + time.perf_counter() - start_time, run.scaler, run.average)
+    if run.average is not None:
+        _end_on_average(run, config, state)
 
     run.model.load_state_dict(state["best_state"])
     run.model.eval()
@@ -332,6 +337,7 @@ class _Run:
     steps_per_epoch: int
     total_steps: int
     penalized: list[torch.nn.Parameter]
+    average: WeightAverage | None = None  # SWA's running mean of checkpoints, on the device
 
     @classmethod
     def build(cls, config: FinetuneConfig, inputs: RunInputs, masks: Masks | None,
@@ -342,11 +348,13 @@ class _Run:
                                     weight_decay=config.weight_decay, eps=config.adam_eps, **config.optimizer_kwargs)
         steps_per_epoch = -(-len(inputs.train) // config.batch_size)
         total_steps = steps_per_epoch * config.epochs
+        averaged = averaging_steps(config.optimizer, config.optimizer_kwargs, steps_per_epoch, config.epochs)
         return cls(get_task(config.task), inputs, model,
                    masks_on(masks, dev) if masks is not None else None,  # once: no host-device copy per step
                    optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(total_steps)),
                    LossScaler() if precision == "fp16" else None, precision, dev, steps_per_epoch, total_steps,
-                   _l1_parameters(model, config) if config.l1 > 0 else [])
+                   _l1_parameters(model, config) if config.l1 > 0 else [],
+                   WeightAverage(model, averaged) if averaged is not None else None)
 
 
 def _resume(partial: Path | None, key: str, run: _Run, dev: torch.device, progress: bool) -> dict[str, Any] | None:
@@ -362,6 +370,8 @@ def _resume(partial: Path | None, key: str, run: _Run, dev: torch.device, progre
     run.scheduler.load_state_dict(saved["scheduler"])
     if run.scaler is not None and saved.get("scaler") is not None:
         run.scaler.load_state_dict(saved["scaler"])
+    if run.average is not None:
+        run.average.load_state_dict(saved["average"])
     torch.random.set_rng_state(saved["rng"])
     if dev.type == "cuda" and saved.get("cuda_rng") is not None:
         torch.cuda.set_rng_state(saved["cuda_rng"])
@@ -406,6 +416,8 @@ def _train_epoch(run: _Run, config: FinetuneConfig, epoch: int, state: dict[str,
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if run.masks is not None:
             apply_masks(model, run.masks)
+        if run.average is not None:
+            run.average.update(model, step)
         run.scheduler.step()
         bar.update(1)
     bar.close()
@@ -425,13 +437,24 @@ def _train_epoch(run: _Run, config: FinetuneConfig, epoch: int, state: dict[str,
                    f"train loss {np.mean(losses):.4f}, {main_metric} {score:.4f}")
 
 
+def _end_on_average(run: _Run, config: FinetuneConfig, state: dict[str, Any]) -> None:
+    """SWA's end: the run's result is the mean of its checkpoints (not its best epoch), evaluated once; `state`
+    records it as the last epoch's result, with the checkpoint steps and the mean's scores under "average"."""
+    run.model.load_state_dict(run.average.weights())
+    metrics, predictions = evaluate_splits(run.model, run.inputs.eval, run.task, 2 * config.batch_size, run.device)
+    state.update(best_epoch=config.epochs, best_score=metrics[run.inputs.data.main_split][run.task.main_metric],
+                 best_predictions={split: torch.from_numpy(np.asarray(p)) for split, p in predictions.items()},
+                 best_state={k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()},
+                 average={"steps": run.average.steps, "n": run.average.n_averaged, "eval": metrics})
+
+
 def _finetune_record(run: _Run, config: FinetuneConfig, key: str, fingerprint: dict[str, Any],
                      masks_origin: dict[str, Any] | None, start_from: StartingPoint | None, state: dict[str, Any],
                      made_by: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
     """The run's record: its config, data, masks, the best epoch's scores and predictions, the history, the cost."""
     task, masks = run.task, run.masks
     main_split, main_metric = run.inputs.data.main_split, task.main_metric
-    best = state["history"][state["best_epoch"] - 1]
+    best = state.get("average") or state["history"][state["best_epoch"] - 1]  # SWA: the mean of its checkpoints
     best_predictions = {s: p.numpy() for s, p in state["best_predictions"].items()}
     return {
         "kind": "finetune",
@@ -454,6 +477,8 @@ def _finetune_record(run: _Run, config: FinetuneConfig, key: str, fingerprint: d
         "n_parameters": sum(p.numel() for p in run.model.parameters()),
         "wall_time_s": wall_time_s,
         "provenance": made_by,
+        # SWA: the steps whose weights were averaged into the result (other runs' records have no such field)
+        **({"average": {k: state["average"][k] for k in ("steps", "n")}} if "average" in state else {}),
     }
 
 
@@ -542,7 +567,7 @@ def _l1_parameters(model: torch.nn.Module, config: FinetuneConfig) -> list[torch
 
 def _save_partial(partial: Path, key: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                   scheduler: Any, state: dict, device: torch.device, elapsed: float,
-                  scaler: LossScaler | None = None) -> None:
+                  scaler: LossScaler | None = None, average: WeightAverage | None = None) -> None:
     """Snapshot everything the next epoch depends on, atomically."""
     payload = {
         "key": key,
@@ -552,6 +577,7 @@ def _save_partial(partial: Path, key: str, model: torch.nn.Module, optimizer: to
         "rng": torch.random.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
         "scaler": scaler.state_dict() if scaler is not None else None,
+        "average": average.state_dict() if average is not None else None,
         "state": {**state, "elapsed": elapsed},
     }
     atomic_write(partial, lambda fh: torch.save(payload, fh))

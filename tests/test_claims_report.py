@@ -47,13 +47,18 @@ def ticket_flatness(r: Records, effect: float) -> claims.Verdict | None:
     return verdict
 
 
-def _chains(r: Records, effect: float, tasks=("rte", "mrpc"), sparsities=(0.0, 0.5, 0.6), rewind=True):
+def _chains(r: Records, effect: float, tasks=("rte", "mrpc"), sparsities=(0.0, 0.5, 0.6), rewind=True,
+            better="sam"):
+    """Adam's chains and `better`'s, whose pruned rounds score `effect` higher; the rounds by task and optimizer."""
+    out = {}
     for task in tasks:
-        for optimizer in ("adamw", "sam"):
+        for optimizer in ("adamw", better):
             for seed in SEEDS:
-                bonus = effect if optimizer == "sam" else 0.0
-                r.chain(task, optimizer, seed, {s: r.accuracy(0.8 - 0.1 * s + (bonus if s else 0.0))
-                                                for s in sparsities}, rewind)
+                bonus = effect if optimizer == better else 0.0
+                out.setdefault((task, optimizer), []).append(r.chain(
+                    task, optimizer, seed, {s: r.accuracy(0.8 - 0.1 * s + (bonus if s else 0.0)) for s in sparsities},
+                    rewind))
+    return out
 
 
 def imp_reference(r: Records, effect: float) -> claims.Verdict | None:
@@ -64,6 +69,21 @@ def imp_reference(r: Records, effect: float) -> claims.Verdict | None:
 def standard_pruning(r: Records, effect: float) -> claims.Verdict | None:
     _chains(r, effect, rewind=False)
     return claims.pruning_verdict(r.root, False)
+
+
+def swa(r: Records, effect: float) -> claims.Verdict | None:
+    """Claim 12: SWA's IMP tickets score `effect` higher than Adam's; their sharpness (Table 4) joins the text only."""
+    _chains(r, effect, better="sam")
+    assert claims.swa_verdict(r.root) is None  # no SWA chain: not run yet, whatever Adam and SAM show
+    rounds = _chains(r, effect, better="swa")
+    for optimizer in ("adamw", "swa"):
+        for chain in rounds[("rte", optimizer)]:
+            r.sharpness(chain[0.6][0], math.exp(math.log(0.01) + 0.3 * r.rng.standard_normal()), pruned=0.6)
+    verdict = claims.swa_verdict(r.root)
+    assert "SWA − Adam at the reference sparsity" in verdict.ours and "Table 4:" in verdict.ours
+    assert "log(φ_SWA / φ_Adam) of IMP tickets" in verdict.ours and "GLUE test set" in verdict.ours
+    assert set(verdict.cells) == {"rte@60%", "mrpc@50%"}
+    return verdict
 
 
 def ticket_beats_full(r: Records, effect: float) -> claims.Verdict | None:
@@ -155,7 +175,7 @@ def one_shot(r: Records, effect: float) -> claims.Verdict | None:
 
 
 BUILDERS = {1: flatness, 2: imp_reference, 4: ticket_beats_full, 5: average_curve, 6: standard_pruning, 7: masks,
-            8: transfer, 9: cofi, 10: quantization, 13: ticket_flatness, 14: one_shot, 15: l1_control}
+            8: transfer, 9: cofi, 10: quantization, 12: swa, 13: ticket_flatness, 14: one_shot, 15: l1_control}
 
 
 @pytest.mark.parametrize("claim", sorted(BUILDERS))

@@ -40,6 +40,8 @@ def test_the_search_plan_holds_out_training_data_in_every_run():
     assert all(j.args["holdout"] == search.HOLDOUT and j.profile == "cpu" for j in jobs)
     assert len({j.id for j in jobs}) == len(jobs) == 16 + 3  # RTE at rho 0.02 was skipped
     assert not [j for j in jobs if j.args["task"] == "rte" and j.args.get("rho") == 0.02]
+    swa = search.search_plan("swa")
+    assert [j.args["lr"] for j in swa] == [5e-5, 1e-4, 2e-4] and all(j.args["holdout"] == search.HOLDOUT for j in swa)
 
 
 def test_a_tier_can_choose_a_learning_rate_per_optimizer():

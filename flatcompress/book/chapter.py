@@ -136,10 +136,22 @@ class Chapter:
                                   f"Produce it with `{self.command(task, seed)}`, or open the chapter with compute=True.")
 
     def config(self, task: str, optimizer: str = "adamw", seed: int = 0, rho: float | None = None, **overrides: Any):
-        """The tier's `FinetuneConfig` for one run (SAM's rho, the tier's unless given, recorded explicitly)."""
+        """The tier's `FinetuneConfig` for one run (SAM's rho, the tier's unless given, and SWA's checkpoint spacing,
+        the paper's for the run's epochs, recorded explicitly)."""
         if optimizer == "sam":
             overrides.setdefault("optimizer_kwargs", {"rho": self.profile.rho if rho is None else rho})
+        if optimizer == "swa":
+            from flatcompress.flatness.swa import default_every
+
+            epochs = overrides.get("epochs") or self.profile.config(task).epochs
+            overrides.setdefault("optimizer_kwargs", {"every": default_every(epochs)})
         return self.profile.config(task, optimizer=optimizer, seed=seed, **overrides)
+
+    @property
+    def imp_optimizers(self) -> tuple[str, ...]:
+        """The optimizers whose IMP chains this tier runs: Adam and SAM, and SWA where the tier runs it (the paper
+        ran SWA only with rewinding)."""
+        return ("adamw", "sam", "swa") if self.profile.imp_swa else ("adamw", "sam")
 
     def finetune(self, task: str, optimizer: str = "adamw", seed: int = 0, ticket: Ticket | None = None,
                  keep_weights: bool = False, **overrides: Any) -> FinetuneResult:

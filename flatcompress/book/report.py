@@ -19,7 +19,7 @@ __all__ = ["OPTIMIZER_ROW", "model_row", "summarize", "interval_cell", "estimate
            "paper_value_text", "mean_std", "glue"]
 
 # Our optimizer names -> the paper's row labels.
-OPTIMIZER_ROW = {"adamw": "Adam", "sam": "SAM"}
+OPTIMIZER_ROW = {"adamw": "Adam", "sam": "SAM", "swa": "SWA"}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
@@ -97,7 +97,7 @@ def estimates_table(cells: dict[str, Any], digits: int = 1, label: str = "cell")
 
 def paper_vs_ours(summary: pd.DataFrame, table: str, row_prefix: tuple[str, ...] = (), digits: int = 1,
                   paper_task: dict[str, str] | None = None, paper_digits: int = 1) -> pd.DataFrame:
-    """`summarize` output next to the paper's cells of `table`, row `(*row_prefix, Adam|SAM)`.
+    """`summarize` output next to the paper's cells of `table`, row `(*row_prefix, Adam|SAM|SWA)`.
 
     Ours are the mean over seeds with its 95% interval, the paper's mean ± std over its 3 seeds, with `digits` and
     `paper_digits` decimals (as printed: 1 in Tables 1-7).
@@ -119,19 +119,20 @@ def paper_vs_ours(summary: pd.DataFrame, table: str, row_prefix: tuple[str, ...]
 
 
 def side_by_side(table: pd.DataFrame, keys: Sequence[str] = ("task",)) -> pd.DataFrame:
-    """`paper_vs_ours` rows (one per optimizer) as one row per `keys`: paper Adam, paper SAM, ours Adam, ours SAM."""
+    """`paper_vs_ours` rows (one per optimizer) as one row per `keys`: the paper's Adam, SAM (and SWA) cells, then
+    ours."""
     keys = list(keys)
     wide = table.pivot_table(index=keys, columns="optimizer", values=["paper (BERT-base)", "ours"],
                              aggfunc="first", sort=False)
-    columns = [(what, opt) for what in ("paper (BERT-base)", "ours") for opt in ("Adam", "SAM")
-               if (what, opt) in wide.columns]
+    optimizers = [o for o in OPTIMIZER_ROW.values() if o in set(table.optimizer)]
+    columns = [(what, opt) for what in ("paper (BERT-base)", "ours") for opt in optimizers if (what, opt) in wide.columns]
     wide = wide[columns]
     wide.columns = [f"{what}, {opt}" for what, opt in columns]
     wide["seeds"] = table.groupby(keys, sort=False).seeds.min()
     if "did not train" in table and table["did not train"].sum():
-        wide["did not train (Adam / SAM)"] = table.pivot_table(index=keys, columns="optimizer", values="did not train",
-                                                              aggfunc="sum", sort=False).apply(
-            lambda r: f"{int(r.get('Adam', 0))} / {int(r.get('SAM', 0))}", axis=1)
+        wide[f"did not train ({' / '.join(optimizers)})"] = table.pivot_table(
+            index=keys, columns="optimizer", values="did not train", aggfunc="sum", sort=False).apply(
+            lambda r: " / ".join(str(int(r.get(o, 0))) for o in optimizers), axis=1)
     return wide
 
 

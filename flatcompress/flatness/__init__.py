@@ -1,1 +1,1 @@
-"""Flat minima: SAM, ε-sharpness and the top Hessian eigenvalue, dropout replay, the 2-D toy."""
+"""Flat minima: SAM, SWA, ε-sharpness and the top Hessian eigenvalue, dropout replay, the 2-D toy, loss contours."""

@@ -124,6 +124,13 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                             and seed in (tier.sharpness_seeds or seeds)):
                         add(f"sharp-ticket-{task}-{optimizer}-{seed}", chapter, "ticket_sharpness",
                             [f"imp-{task}-{optimizer}-{seed}"], task=task, optimizer=optimizer, seed=seed)
+                if chapter == "lottery-tickets" and tier.imp_swa:  # claim 12: IMP with SWA (rewinding only, A.2)
+                    run = add(f"ft-{task}-swa-{seed}", chapter, "finetune", task=task, optimizer="swa", seed=seed)
+                    imp_jobs.append(add(f"imp-{task}-swa-{seed}", chapter, "imp", [run], task=task, optimizer="swa",
+                                        seed=seed, rewind=True))
+                    if task in sharpness_tasks and seed in (tier.sharpness_seeds or seeds):
+                        add(f"sharp-ticket-{task}-swa-{seed}", chapter, "ticket_sharpness", [f"imp-{task}-swa-{seed}"],
+                            task=task, optimizer="swa", seed=seed)
         if "mask-or-optimizer" in chapters:  # A.7's control: IMP and standard pruning with Adam + l1
             l1 = _parameter("mask-or-optimizer", "l1")
             for task in [t for t in _tasks(tier, "mask-or-optimizer") if runs("mask-or-optimizer", t, seed)]:
