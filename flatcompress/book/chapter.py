@@ -147,11 +147,10 @@ class Chapter:
             overrides.setdefault("optimizer_kwargs", {"every": default_every(epochs)})
         return self.profile.config(task, optimizer=optimizer, seed=seed, **overrides)
 
-    @property
-    def imp_optimizers(self) -> tuple[str, ...]:
-        """The optimizers whose IMP chains this tier runs: Adam and SAM, and SWA where the tier runs it (the paper
-        ran SWA only with rewinding)."""
-        return ("adamw", "sam", "swa") if self.profile.imp_swa else ("adamw", "sam")
+    def imp_optimizers(self, task: str) -> tuple[str, ...]:
+        """The optimizers whose IMP chains this tier runs on `task`: Adam and SAM, and SWA on the tier's `swa_tasks`
+        (the paper ran SWA only with rewinding)."""
+        return ("adamw", "sam", "swa") if get_task(task).name in self.profile.swa_tasks else ("adamw", "sam")
 
     def finetune(self, task: str, optimizer: str = "adamw", seed: int = 0, ticket: Ticket | None = None,
                  keep_weights: bool = False, **overrides: Any) -> FinetuneResult:

@@ -124,7 +124,7 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                             and seed in (tier.sharpness_seeds or seeds)):
                         add(f"sharp-ticket-{task}-{optimizer}-{seed}", chapter, "ticket_sharpness",
                             [f"imp-{task}-{optimizer}-{seed}"], task=task, optimizer=optimizer, seed=seed)
-                if chapter == "lottery-tickets" and tier.imp_swa:  # claim 12: IMP with SWA (rewinding only, A.2)
+                if chapter == "lottery-tickets" and task in tier.swa_tasks:  # claim 12: IMP with SWA (rewinding, A.2)
                     run = add(f"ft-{task}-swa-{seed}", chapter, "finetune", task=task, optimizer="swa", seed=seed)
                     imp_jobs.append(add(f"imp-{task}-swa-{seed}", chapter, "imp", [run], task=task, optimizer="swa",
                                         seed=seed, rewind=True))
