@@ -55,6 +55,8 @@ def _config(args: argparse.Namespace):
     overrides = {k: getattr(args, k) for k in ("model", "optimizer", "lr", "epochs", "batch_size", "max_length",
                                                "max_train_examples", "max_eval_examples", "num_layers", "seed",
                                                "source", "data_dir") if getattr(args, k) is not None}
+    if args.qat:
+        overrides["qat"] = True
     if overrides.get("optimizer") == "sam":
         overrides["optimizer_kwargs"] = {"rho": args.rho if args.rho is not None else profile.rho}
     elif args.rho is not None:
@@ -113,11 +115,9 @@ def _cmd_oneshot(args: argparse.Namespace) -> int:
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    from flatcompress.quantization.quantize_records import measure_quantization, parse_setting
+    from flatcompress.quantization.quantize_records import QAT_SETTING, check_settings, measure_quantization
 
-    settings = args.settings or ["torch-ao"]
-    for setting in settings:
-        parse_setting(setting)
+    settings = check_settings(args.settings or ([QAT_SETTING] if args.qat else ["torch-ao"]), args.qat)
     result, results_dir = _run(args, save_checkpoint=True)
     record = measure_quantization(result, settings, results_dir=results_dir)
     print(_table([("setting", "fp32", "int8", "MB")] +
@@ -325,7 +325,9 @@ def _add_run_arguments(ft: argparse.ArgumentParser) -> None:
     ft.add_argument("--model", choices=list(MODELS), metavar="MODEL", help=f"one of {', '.join(MODELS)}")
     ft.add_argument("--optimizer", help="adamw (default), sam or swa (the tier's learning rate for it, and the "
                     "paper's averaging: the last half of the checkpoints)")
-    ft.add_argument("--rho", type=float, help="SAM's neighbourhood radius (default 0.05, the paper's)")
+    ft.add_argument("--rho", type=float, help="SAM's neighbourhood radius (default: the tier's; the paper's is 0.05)")
+    ft.add_argument("--qat", action="store_true", help="quantization-aware training (Q8BERT's int8 recipe); measure "
+                    "the run with `quantize --qat`, which scores its integer model")
     ft.add_argument("--source", choices=SOURCES, help="data source (default: auto)")
     ft.add_argument("--data-dir", help="a classic glue_data/ directory (default: $FLATCOMPRESS_GLUE_DIR)")
     ft.add_argument("--lr", type=float)

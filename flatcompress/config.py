@@ -16,7 +16,7 @@ __all__ = ["FinetuneConfig", "check_sparsity"]
 # Which examples a run saw enters the key as their fingerprint (`run_key_fields`), not as where they were read.
 NON_RESULT_FIELDS = ("data_dir", "profile")
 # Fields added after records were committed: left out of the key at their default, so those records keep their keys.
-ADDED_FIELDS = {"l1": 0.0, "holdout": 0, "precision": None}
+ADDED_FIELDS = {"l1": 0.0, "holdout": 0, "precision": None, "qat": False}
 
 
 def check_sparsity(sparsity: float) -> float:
@@ -52,6 +52,7 @@ class FinetuneConfig:
     l1: float = 0.0  # A.7's control: lambda * sum |w| over the prunable weights added to the training loss
     holdout: int = 0  # > 0: evaluate on this many held-out *training* examples instead of the dev set (tuning)
     precision: str | None = None  # bf16 | fp16 | fp32; None: the device's (flatcompress.device.pick_precision)
+    qat: bool = False  # quantization-aware training, Q8BERT's int8 recipe (flatcompress.quantization.qat); in fp32
     seed: int = 0
     data_seed: int = 0
     source: str = "auto"
@@ -98,6 +99,9 @@ class FinetuneConfig:
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid precisions: {', '.join(PRECISIONS)} "
                              "(or None for the device's)")
+        if self.qat and self.precision not in (None, "fp32"):
+            raise ValueError(f"quantization-aware training simulates int8 arithmetic in fp32; precision must be fp32 "
+                             f"or None with qat=True, got {self.precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -14,6 +14,8 @@
 - Optional starting point: weights loaded over the pre-trained model and fresh head before training
   (iterative pruning starts each round from the last round's head, or all of its weights).
 - Optional L1 penalty (A.7's control): $\\lambda \\sum_i |w_i|$ over the prunable weights is added to the loss.
+- Optional quantization-aware training (`qat=True`, `flatcompress.quantization.qat`): the model trains on int8-rounded
+  weights and inputs, in fp32 on every device.
 - A run writes one result record; a run whose record exists is returned from it. An interrupted
   run resumes from its last finished epoch and ends exactly where an uninterrupted one would.
 """
@@ -50,7 +52,7 @@ from flatcompress.tasks import Task, get_task
 
 __all__ = ["FinetuneResult", "StartingPoint", "finetune", "find_run", "run_data", "run_fields", "record_config",
            "load_snapshot", "evaluate", "evaluate_predictions", "evaluate_splits", "prediction_blocks", "predict",
-           "seed_everything", "starting_model", "epoch_batches"]
+           "seed_everything", "run_model", "starting_model", "epoch_batches"]
 
 
 RETRAIN_TOLERANCE = 0.01  # main metric: a run trained again on a GPU (not bitwise reproducible) may differ this much
@@ -100,8 +102,7 @@ class FinetuneResult:
                                     "save_checkpoint=True) to produce one")
         from safetensors.torch import load_file
 
-        config = self.config
-        model = load_model(config.model, get_task(config.task), config.num_layers)
+        model = run_model(self.config)
         model.load_state_dict(load_file(str(checkpoint)))
         self.model = model.to(dev).eval()
         return self.model
@@ -173,11 +174,22 @@ def predicted_classes(preds: np.ndarray, task: Task | str) -> int | None:
     return len(set(preds.tolist())) if task.kind == "classification" else None
 
 
+def run_model(config: FinetuneConfig) -> torch.nn.Module:
+    """The run's architecture with pre-trained weights and a fresh head, its layers prepared for quantization-aware
+    training when `config.qat` (the same tensor names, plus each layer's learned input range)."""
+    model = load_model(config.model, get_task(config.task), config.num_layers)
+    if config.qat:
+        from flatcompress.quantization.qat import prepare_qat
+
+        prepare_qat(model)
+    return model
+
+
 def starting_model(config: FinetuneConfig, masks: Masks | None = None,
                    start_from: StartingPoint | None = None) -> torch.nn.Module:
     """The model a run starts from: seeded, pre-trained (fresh head), `start_from` loaded over it, `masks` applied."""
     seed_everything(config.seed)
-    model = load_model(config.model, get_task(config.task), config.num_layers)
+    model = run_model(config)
     if start_from is not None:
         unexpected = set(start_from.state) - set(model.state_dict())
         if unexpected:
@@ -342,7 +354,7 @@ class _Run:
     @classmethod
     def build(cls, config: FinetuneConfig, inputs: RunInputs, masks: Masks | None,
               start_from: StartingPoint | None, dev: torch.device) -> "_Run":
-        precision = pick_precision(dev, config.precision)
+        precision = pick_precision(dev, "fp32" if config.qat else config.precision)  # QAT simulates int8 in fp32
         model = starting_model(config, masks, start_from).to(dev)
         optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr,
                                     weight_decay=config.weight_decay, eps=config.adam_eps, **config.optimizer_kwargs)

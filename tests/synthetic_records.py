@@ -105,14 +105,16 @@ class Records:
                      {"kind": "oneshot", "config": config, "task": run["task"], "settings": {"finetune_key": run["key"]},
                       "rows": rows})
 
-    def quantization(self, run: dict[str, Any], latent: np.ndarray, int8_accuracy: float) -> None:
+    def quantization(self, run: dict[str, Any], latent: np.ndarray, int8_accuracy: float,
+                     setting: str = "torch-ao") -> None:
+        """A quantization record of `run` with one int8 row of `setting` ("qat-int8": `run` is a QAT run)."""
         config = run["config"]
         d = self.derived(config["task"], int8_accuracy, latent)
         write_record(self.root / "quantization" / config["task"] / f"{config['optimizer']}-{run['key']}.json",
                      {"kind": "quantization", "config": config, "settings": {"finetune_key": run["key"]},
                       "fp32_score": run["score"], "fp32_metrics": {SPLIT: {"accuracy": run["score"]}},
                       "fp32_predictions": run["predictions"],
-                      "rows": [{"setting": "torch-ao", "score": d["score"], "metrics": {SPLIT: {"accuracy": d["score"]}},
+                      "rows": [{"setting": setting, "score": d["score"], "metrics": {SPLIT: {"accuracy": d["score"]}},
                                 "predictions": {SPLIT: d["block"]}}]})
 
     def cofi(self, teacher: dict[str, Any], latent: np.ndarray, accuracy: float, accepted: bool = True) -> None:

@@ -204,15 +204,17 @@ class Chapter:
         return result
 
     def _measure(self, measure: Any, what: str, task: str, optimizer: str, seed: int, /,
-                 **settings: Any) -> dict[str, Any]:
-        """A measurement record of one run: read it, or (compute=True) measure the run's weights."""
-        result = self._finetune(task, optimizer, seed, False)
+                 overrides: dict[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
+        """A measurement record of one run (with `overrides` of its settings): read it, or (compute=True) measure
+        the run's weights."""
+        overrides = overrides or {}
+        result = self._finetune(task, optimizer, seed, False, **overrides)
         try:
             record = measure(result, results_dir=self.results_dir, compute=False, **settings)
         except MissingRecordError as exc:
             if not self.compute:
                 raise self._missing(exc, f"{what} of {task} with {optimizer} (seed {seed})", task, seed) from None
-            result = self._finetune(task, optimizer, seed, True)
+            result = self._finetune(task, optimizer, seed, True, **overrides)
             record = measure(result, results_dir=self.results_dir, compute=True, **settings)
         self.used.append(record["path"])
         return record
@@ -261,11 +263,15 @@ class Chapter:
                              sparsities=self.profile.oneshot_sparsities)
 
     def quantization(self, task: str, optimizer: str = "adamw", seed: int = 0,
-                     settings: Sequence[str] = ("torch-ao",)) -> dict[str, Any]:
+                     settings: Sequence[str] = ("torch-ao",), qat: bool = False) -> dict[str, Any]:
         """fp32 and int8 scores (Table 8) of one fine-tuned run, one row per quantization setting
-        (`flatcompress.quantization.quantize_records`; "torch-ao" is the paper's recipe)."""
-        from flatcompress.quantization.quantize_records import measure_quantization
+        (`flatcompress.quantization.quantize_records`; "torch-ao" is the paper's recipe). `qat=True`: the run
+        trained with quantization-aware training instead, and its integer model (setting "qat-int8")."""
+        from flatcompress.quantization.quantize_records import QAT_SETTING, measure_quantization
 
+        if qat:
+            return self._measure(measure_quantization, "the QAT run's integer model", task, optimizer, seed,
+                                 {"qat": True}, settings=[QAT_SETTING])
         return self._measure(measure_quantization, "the int8 quantization", task, optimizer, seed,
                              settings=list(_as_list(settings)))
 

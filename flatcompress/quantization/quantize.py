@@ -92,6 +92,11 @@ def quantize(model: torch.nn.Module, backend: str = "torch-ao", embeddings: bool
     token ids with an attention mask (and token types when the model has them).
     """
     check_backend(backend)
+    from flatcompress.quantization.qat import is_qat
+
+    if is_qat(model):  # its layers are not nn.Linear: dynamic quantization would silently leave them as they are
+        raise ValueError("a model trained with quantization-aware training has its own integer model: "
+                         "flatcompress.quantization.qat.convert_int8 (setting 'qat-int8')")
     fp32 = copy.deepcopy(model).float().cpu().eval()
     if backend == "onnxruntime":
         return OnnxRuntimeModel.from_torch(fp32, embeddings, example)

@@ -102,6 +102,11 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                 if task in _tasks(tier, "quantization") and runs("quantization", task, seed):
                     add(f"quant-{task}-{optimizer}-{seed}", "quantization", "quantization", [run], task=task,
                         optimizer=optimizer, seed=seed, settings=_parameter("quantization", "settings"))
+                    if optimizer == "adamw" and task in tier.qat_tasks:  # claim 11: Adam + QAT, then its int8 model
+                        qat = add(f"qat-{task}-{seed}", "quantization", "finetune", task=task, optimizer=optimizer,
+                                  seed=seed, qat=True)
+                        add(f"quant-qat-{task}-{seed}", "quantization", "quantization", [qat], task=task,
+                            optimizer=optimizer, seed=seed, qat=True)
                 if task in _tasks(tier, "structured-pruning") and runs("structured-pruning", task, seed):
                     add(f"cofi-{task}-{optimizer}-{seed}", "structured-pruning", "cofi", [run], task=task,
                         optimizer=optimizer, seed=seed)
