@@ -63,6 +63,7 @@ class Profile:
     lr_by_optimizer: dict[str, float] = field(default_factory=dict)  # a learning rate chosen for one optimizer
     swa_tasks: tuple[str, ...] = ()  # the lottery-tickets chapter's tasks that also run IMP with SWA (claim 12)
     qat_tasks: tuple[str, ...] = ()  # the quantization chapter's tasks with Adam + quantization-aware training (claim 11)
+    other_models: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model -> tasks of its IMP (claim 16)
     sharpness: dict[str, Any] = field(default_factory=dict)  # measure_sharpness settings at this tier
     contours: dict[str, Any] = field(default_factory=dict)  # measure_contours settings (grid size, dev examples)
     sharpness_tasks: tuple[str, ...] = ()  # the tasks whose models get ε-sharpness (empty: every task)
@@ -98,6 +99,8 @@ PROFILES: dict[str, Profile] = {
                 hardware="cpu", swa_tasks=("rotten_tomatoes",), qat_tasks=("rotten_tomatoes",),
                 batch_size=8, max_length=32, max_train_examples=32, max_eval_examples=32, seeds=(0,),
                 tasks=("rotten_tomatoes", "reuters8"),
+                # the IMP chapters on one task (ticket transfer needs two): CI time
+                chapter_tasks={"lottery-tickets": ("rotten_tomatoes",), "mask-or-optimizer": ("rotten_tomatoes",)},
                 sharpness={"dim": 10, "n_examples": 32, "hessian_iters": 5, "maxiter": 3},
                 contours={"size": 4, "n_examples": 16},
                 imp_schedule=(0.0, 0.6, 0.7), oneshot_sparsities=(0.0, 0.2, 0.4, 0.6),
@@ -179,6 +182,9 @@ PROFILES: dict[str, Profile] = {
                 epochs=3, tasks=("mnli", "qqp", "stsb", "qnli", "mrpc", "rte", "sst2", "cola"),
                 swa_tasks=("mnli", "qqp", "stsb", "qnli", "mrpc", "rte", "sst2", "cola"),
                 qat_tasks=("sst2", "mrpc"),  # Table 8's Q8BERT column
+                # A.12: BERT-large and RoBERTa-base under IMP with rewinding, BERT-base's hyperparameters (SQuAD waits
+                # for QA training)
+                other_models={m: ("rte", "mrpc", "sst2", "qnli") for m in ("bert-large-uncased", "roberta-base")},
                 epochs_by_task={t: 10 for t in _SMALL_GLUE}),
     ]
 }

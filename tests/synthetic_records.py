@@ -65,8 +65,8 @@ class Records:
         return record, latent
 
     def chain(self, task: str, optimizer: str, seed: int, accuracies: dict[float, float], rewind: bool = True,
-              l1: float = 0.0) -> dict[float, tuple[dict[str, Any], np.ndarray]]:
-        """An IMP (or standard-pruning) record and its rounds' fine-tuning records."""
+              l1: float = 0.0, model: str | None = None) -> dict[float, tuple[dict[str, Any], np.ndarray]]:
+        """An IMP (or standard-pruning) record and its rounds' fine-tuning records (`model`: named in its config)."""
         rounds, rows, parent = {}, [], None
         for sparsity, accuracy in sorted(accuracies.items()):
             record, latent = self.finetune(task, optimizer, seed, accuracy, parent)
@@ -76,7 +76,8 @@ class Records:
                          "record": f"finetune/{task}/{optimizer}-seed{seed}-{record['key']}.json"})
         write_record(self.root / "imp" / task / f"{optimizer}-{rewind}-{l1}-seed{seed}-{next(_ids)}.json",
                      {"kind": "imp", "key": f"i{next(_ids)}", "settings": {"rewind": rewind},
-                      "config": {"task": task, "optimizer": optimizer, "seed": seed, "l1": l1}, "rows": rows})
+                      "config": {"task": task, "optimizer": optimizer, "seed": seed, "l1": l1,
+                                 **({"model": model} if model else {})}, "rows": rows})
         return rounds
 
     def derived(self, task: str, accuracy: float, parent: np.ndarray) -> dict[str, Any]:

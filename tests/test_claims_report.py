@@ -86,6 +86,21 @@ def swa(r: Records, effect: float) -> claims.Verdict | None:
     return verdict
 
 
+def other_models(r: Records, effect: float) -> claims.Verdict | None:
+    """Claim 16: BERT-large's and RoBERTa-base's SAM chains score `effect` higher over the pruned rounds."""
+    _chains(r, effect, tasks=("rte",))  # chains that name no model: the tier's own, which claim 16 must not read
+    assert claims.other_models_verdict(r.root) is None
+    for model in ("bert-large-uncased", "roberta-base"):
+        for optimizer in ("adamw", "sam"):
+            for seed in SEEDS:
+                bonus = effect if optimizer == "sam" else 0.0
+                r.chain("rte", optimizer, seed, {s: r.accuracy(0.7 - 0.1 * s + (bonus if s else 0.0))
+                                                 for s in (0.0, 0.5, 0.6)}, model=model)
+    verdict = claims.other_models_verdict(r.root)
+    assert set(verdict.cells) == {"bert-large-uncased rte", "roberta-base rte"} and verdict.tasks == ("rte",)
+    return verdict
+
+
 def ticket_beats_full(r: Records, effect: float) -> claims.Verdict | None:
     for optimizer in ("adamw", "sam"):
         for seed in SEEDS:
@@ -189,7 +204,7 @@ def one_shot(r: Records, effect: float) -> claims.Verdict | None:
 
 
 BUILDERS = {1: flatness, 2: imp_reference, 4: ticket_beats_full, 5: average_curve, 6: standard_pruning, 7: masks,
-            8: transfer, 9: cofi, 10: quantization, 11: ptq_vs_qat, 12: swa, 13: ticket_flatness, 14: one_shot, 15: l1_control}
+            8: transfer, 9: cofi, 10: quantization, 11: ptq_vs_qat, 12: swa, 13: ticket_flatness, 14: one_shot, 15: l1_control, 16: other_models}
 
 
 @pytest.mark.parametrize("claim", sorted(BUILDERS))
@@ -208,6 +223,19 @@ def test_without_an_effect_verdicts_rarely_decide(tmp_path, claim):
         verdict = BUILDERS[claim](Records(tmp_path / str(trial), seed=1000 * claim + trial), effect=0.0)
         decided += verdict.status in ("reproduced", "contradicted")
     assert decided <= 6
+
+
+def test_a_tiers_imp_verdicts_read_its_own_models_chains_and_claim_16_the_others(tmp_path):
+    r = Records(tmp_path / "cpu-next", seed=5)  # a folder named after a tier: its model is minilm-l6
+    for model, bonus in (("minilm-l6", 0.0), ("roberta-base", 0.2)):
+        for optimizer in ("adamw", "sam"):
+            for seed in SEEDS:
+                r.chain("rte", optimizer, seed, {0.0: 0.75, 0.6: 0.7 + (bonus if optimizer == "sam" else 0.0)},
+                        model=model)
+    assert {c.architecture for c in claims.imp_chains(r.root)} == {"minilm-l6"}
+    assert {c.architecture for c in claims.imp_chains(r.root, model=None)} == {"minilm-l6", "roberta-base"}
+    assert abs(claims.pruning_verdict(r.root).cells["rte@60%"].value) < 0.06  # RoBERTa's +0.2 would make it ~0.1
+    assert set(claims.other_models_verdict(r.root).cells) == {"roberta-base rte"}
 
 
 def test_the_gate_leaves_out_and_names_models_that_did_not_train(tmp_path):

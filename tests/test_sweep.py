@@ -293,3 +293,18 @@ def test_the_ray_engine_submits_in_the_plans_order_and_records_a_crashed_task(tm
     assert ray_engine.capacity({"CPU": 16.0, "GPU": 1.0}, threads=2, gpus=0.25) == 4
     assert ray_engine.capacity({"CPU": 16.0}, threads=4, gpus=0) == 4
     assert ray_engine.capacity({"CPU": 1.0}, threads=4, gpus=0) == 1
+
+def test_the_paper_tier_runs_imp_on_the_other_models_at_their_cost():
+    from flatcompress.book import costs
+    from flatcompress.profiles import get_profile
+
+    jobs = {j.id: j for j in tier_plan("paper", seeds=[0], chapters=["lottery-tickets"])}
+    large = jobs["imp-bert-large-uncased-rte-sam-0"]
+    assert large.args["model"] == "bert-large-uncased" and large.after == ("ft-bert-large-uncased-rte-sam-0",)
+    assert {j.args["task"] for j in jobs.values() if j.args.get("model") == "roberta-base"} == {"rte", "mrpc", "sst2",
+                                                                                                "qnli"}
+    assert not [j for j in tier_plan("colab", seeds=[0], chapters=["lottery-tickets"]) if "model" in j.args]
+    # BERT-large's encoder matrices over BERT-base's (pooler included), each counted from its config by hand
+    ratio = (24 * (4 * 1024**2 + 2 * 1024 * 4096) + 1024**2) / (12 * (4 * 768**2 + 2 * 768 * 3072) + 768**2)
+    paper = get_profile("paper")
+    assert costs.job_passes(large, paper) == pytest.approx(ratio * costs.job_passes(jobs["imp-rte-sam-0"], paper))

@@ -111,15 +111,29 @@ def _dev(tier, task: str) -> int:
     return min(tier.max_eval_examples or DEV_SIZES[task], DEV_SIZES[task])
 
 
+def model_factor(model: str | None, tier) -> float:
+    """How many of the tier's model's example passes one pass of `model` costs: the ratio of their encoders' matrix
+    weights (a transformer's work per token is proportional to them); 1 for the tier's own model."""
+    from flatcompress.masks import prunable_count
+    from flatcompress.pruning.magnitude import meta_model
+
+    architecture = {"bert-base-uncased": "bert-base", "bert-large-uncased": "bert-large", "roberta-base": "roberta-base",
+                    "minilm-l6": "minilm-l6"}
+    if model is None or model == tier.model or model not in architecture or tier.model not in architecture:
+        return 1.0
+    return prunable_count(meta_model(architecture[model])) / prunable_count(meta_model(architecture[tier.model]))
+
+
 def job_passes(job, tier) -> float:
     """Example passes (forward and backward) one job of a tier's plan costs; see the module docstring."""
     from flatcompress.cofi.run import CoFiSettings
 
     a = job.args
     if job.method == "finetune":
-        return _train_passes(tier, a["task"], a["optimizer"])
+        return model_factor(a.get("model"), tier) * _train_passes(tier, a["task"], a["optimizer"])
     if job.method == "imp":  # every pruned round re-trains (from the rewound or the pruned weights)
-        return (len(tier.imp_schedule) - 1) * _train_passes(tier, a["task"], a["optimizer"])
+        return model_factor(a.get("model"), tier) * (len(tier.imp_schedule) - 1) * _train_passes(tier, a["task"],
+                                                                                                   a["optimizer"])
     if job.method == "sharpness":  # per epsilon ~2 loss-and-gradient evaluations per L-BFGS-B iteration, + Hessian
         settings = {"n_examples": 256, "maxiter": 10, "hessian_iters": 20, **tier.sharpness}
         return settings["n_examples"] * (3 * 2 * settings["maxiter"] + 2 * settings["hessian_iters"])

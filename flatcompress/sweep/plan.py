@@ -102,14 +102,14 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                 if task in _tasks(tier, "quantization") and runs("quantization", task, seed):
                     add(f"quant-{task}-{optimizer}-{seed}", "quantization", "quantization", [run], task=task,
                         optimizer=optimizer, seed=seed, settings=_parameter("quantization", "settings"))
-                    if optimizer == "adamw" and task in tier.qat_tasks:  # claim 11: Adam + QAT, then its int8 model
-                        qat = add(f"qat-{task}-{seed}", "quantization", "finetune", task=task, optimizer=optimizer,
-                                  seed=seed, qat=True)
-                        add(f"quant-qat-{task}-{seed}", "quantization", "quantization", [qat], task=task,
-                            optimizer=optimizer, seed=seed, qat=True)
                 if task in _tasks(tier, "structured-pruning") and runs("structured-pruning", task, seed):
                     add(f"cofi-{task}-{optimizer}-{seed}", "structured-pruning", "cofi", [run], task=task,
                         optimizer=optimizer, seed=seed)
+            if task in tier.qat_tasks and task in _tasks(tier, "quantization") and runs("quantization", task, seed):
+                qat = add(f"qat-{task}-{seed}", "quantization", "finetune", task=task, optimizer="adamw", seed=seed,
+                          qat=True)  # claim 11: Adam + quantization-aware training, then its integer model
+                add(f"quant-qat-{task}-{seed}", "quantization", "quantization", [qat], task=task, optimizer="adamw",
+                    seed=seed, qat=True)
             if runs("train-flat", task, seed) and task in sharpness_tasks and seed == seeds[0]:  # Fig. 6
                 for head in _OPTIMIZERS:
                     add(f"contours-{task}-{head}-{seed}", "train-flat", "contours",
@@ -129,6 +129,12 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                             and seed in (tier.sharpness_seeds or seeds)):
                         add(f"sharp-ticket-{task}-{optimizer}-{seed}", chapter, "ticket_sharpness",
                             [f"imp-{task}-{optimizer}-{seed}"], task=task, optimizer=optimizer, seed=seed)
+                for model in [m for m, ts in tier.other_models.items() if task in ts and chapter == "lottery-tickets"]:
+                    for optimizer in _OPTIMIZERS:  # claim 16: other models under IMP with rewinding (A.12)
+                        run = add(f"ft-{model}-{task}-{optimizer}-{seed}", chapter, "finetune", task=task,
+                                  optimizer=optimizer, seed=seed, model=model)
+                        imp_jobs.append(add(f"imp-{model}-{task}-{optimizer}-{seed}", chapter, "imp", [run], task=task,
+                                            optimizer=optimizer, seed=seed, rewind=True, model=model))
                 if chapter == "lottery-tickets" and task in tier.swa_tasks:  # claim 12: IMP with SWA (rewinding, A.2)
                     run = add(f"ft-{task}-swa-{seed}", chapter, "finetune", task=task, optimizer="swa", seed=seed)
                     imp_jobs.append(add(f"imp-{task}-swa-{seed}", chapter, "imp", [run], task=task, optimizer="swa",
