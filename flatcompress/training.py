@@ -452,7 +452,7 @@ def _train_epoch(run: _Run, config: FinetuneConfig, epoch: int, state: dict[str,
 def _end_on_average(run: _Run, config: FinetuneConfig, state: dict[str, Any]) -> None:
     """SWA's end: the run's result is the mean of its checkpoints (not its best epoch), evaluated once; `state`
     records it as the last epoch's result, with the checkpoint steps and the mean's scores under "average"."""
-    run.model.load_state_dict(run.average.weights())
+    run.model.load_state_dict(run.average.weights(), strict=False)  # the mean's parameters; the model's own buffers
     metrics, predictions = evaluate_splits(run.model, run.inputs.eval, run.task, 2 * config.batch_size, run.device)
     state.update(best_epoch=config.epochs, best_score=metrics[run.inputs.data.main_split][run.task.main_metric],
                  best_predictions={split: torch.from_numpy(np.asarray(p)) for split, p in predictions.items()},

@@ -112,3 +112,14 @@ def test_an_interrupted_swa_run_resumes_to_the_same_average(smoke_config, tmp_pa
 def test_bad_swa_options_are_refused_before_any_work(kwargs, message):
     with pytest.raises(ValueError, match=message):
         FinetuneConfig(task="rotten_tomatoes", model="tiny", optimizer="swa", optimizer_kwargs=kwargs)
+
+
+def test_the_mean_replaces_the_parameters_and_the_model_keeps_its_buffers(smoke_config):
+    """SWA averages parameters only: a QAT model keeps the input ranges it learned (a stale copy would be zeros)."""
+    from flatcompress.quantization.qat import QATLinear, convert_int8
+
+    result = finetune(smoke_config(optimizer="swa", optimizer_kwargs={"every": 0.5}, qat=True), results_dir=None,
+                      progress=False)
+    layers = [m for m in result.model.modules() if isinstance(m, QATLinear)]
+    assert layers and all(int(m.steps) == 8 and float(m.input_amax) > 0 for m in layers)  # 2 epochs of 4 steps
+    convert_int8(result.model)

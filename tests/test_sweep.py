@@ -180,9 +180,10 @@ def test_a_tier_plan_orders_runs_before_what_needs_them():
     # and seed (replay for SAM only), as the notebook makes them; quantization with the chapter's settings
     ids = {j.id for j in jobs}
     assert {"sharpfull-rotten_tomatoes-adamw-0", "sharpfull-rotten_tomatoes-sam-0", "replay-rotten_tomatoes-sam-0",
-            "sharp-reuters8-sam-1-0"} <= ids
+            "sharp-rotten_tomatoes-sam-1-0"} <= ids
     assert not {"sharpfull-rotten_tomatoes-adamw-1", "replay-rotten_tomatoes-adamw-0", "replay-reuters8-sam-0"} & ids
-    assert next(j for j in jobs if j.id == "quant-reuters8-sam-1").args["settings"][0] == "torch-ao"
+    assert next(j for j in jobs if j.id == "quant-rotten_tomatoes-sam-1").args["settings"][0] == "torch-ao"
+    assert {"imp-reuters8-sam-1", "ft-reuters8-adamw-0"} <= ids  # ticket transfer's second task
     firsts = [j.id for j in jobs if j.method == "finetune"][:2]
     assert firsts == ["ft-rotten_tomatoes-adamw-0", "ft-rotten_tomatoes-sam-0"]  # seed 0 first: a pilot for free
     with pytest.raises(ValueError, match="unknown chapter"):

@@ -9,6 +9,7 @@ measurement when `benchmarks/results/gpu_check.json` holds one of that device, o
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -111,17 +112,24 @@ def _dev(tier, task: str) -> int:
     return min(tier.max_eval_examples or DEV_SIZES[task], DEV_SIZES[task])
 
 
-def model_factor(model: str | None, tier) -> float:
-    """How many of the tier's model's example passes one pass of `model` costs: the ratio of their encoders' matrix
-    weights (a transformer's work per token is proportional to them); 1 for the tier's own model."""
+@functools.lru_cache(maxsize=None)
+def _encoder_weights(model: str) -> int | None:
+    """The encoder's matrix weights of a named model (counted on a weightless copy), None for a test model."""
     from flatcompress.masks import prunable_count
     from flatcompress.pruning.magnitude import meta_model
 
     architecture = {"bert-base-uncased": "bert-base", "bert-large-uncased": "bert-large", "roberta-base": "roberta-base",
-                    "minilm-l6": "minilm-l6"}
-    if model is None or model == tier.model or model not in architecture or tier.model not in architecture:
+                    "minilm-l6": "minilm-l6"}.get(model)
+    return prunable_count(meta_model(architecture)) if architecture else None
+
+
+def model_factor(model: str | None, tier) -> float:
+    """How many of the tier's model's example passes one pass of `model` costs: the ratio of their encoders' matrix
+    weights (a transformer's work per token is proportional to them); 1 for the tier's own model."""
+    if model is None or model == tier.model:
         return 1.0
-    return prunable_count(meta_model(architecture[model])) / prunable_count(meta_model(architecture[tier.model]))
+    ours, theirs = _encoder_weights(tier.model), _encoder_weights(model)
+    return theirs / ours if ours and theirs else 1.0
 
 
 def job_passes(job, tier) -> float:

@@ -74,11 +74,12 @@ class WeightAverage:
         return int(self.averaged.n_averaged)
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """The averaged state dict (buffers, which SWA does not average, are the model's at the first checkpoint)."""
+        """The averaged parameters, by name. Buffers are not averaged: load these with `strict=False` and the model
+        keeps its own (e.g. the input ranges of quantization-aware training)."""
         if self.n_averaged != len(self.steps):
             raise RuntimeError(f"SWA averaged {self.n_averaged} of its {len(self.steps)} checkpoints (steps "
                                f"{self.steps}): the run ended early")
-        return self.averaged.module.state_dict()
+        return {name: p.detach() for name, p in self.averaged.module.named_parameters()}
 
     def state_dict(self) -> dict[str, Any]:
         return self.averaged.state_dict()

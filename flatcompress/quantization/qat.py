@@ -9,8 +9,9 @@ $$\\hat x = \\mathrm{clamp}(\\mathrm{round}(x \\cdot s_x), -127, 127), \\qquad s
 
 every Linear layer's weights (the scale from the weights at each step) and inputs (the scale from an exponential
 moving average of $\\max|x|$ over training batches, decay 0.9999, the first batch's value at the start; frozen in
-evaluation), and the embedding tables. Training runs in floating point on the *fake-quantized* values $\\hat x / s_x$
-and passes gradients straight through the rounding (the straight-through estimator,
+evaluation; under SAM both forward passes of a step update it), and the embedding tables. Training runs in floating
+point on the *fake-quantized* values $\\hat x / s_x$ and passes gradients straight through the rounding (the
+straight-through estimator,
 $\\partial \\hat x / \\partial x := 1$). Left in floating point, as in Q8BERT: biases (its 32-bit biases at scale
 $s_W s_x$ round to the same values within float precision), LayerNorm, softmax, GELU and the attention products;
 Q8BERT's re-quantization of some outputs is not modelled.
@@ -71,12 +72,10 @@ class QATLinear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            with torch.no_grad():
+            with torch.no_grad():  # amax ← max|x| at the first batch, then amax − (1 − decay)(amax − max|x|)
                 current = x.detach().abs().max().float()
-                if self.steps == 0:
-                    self.input_amax.copy_(current)
-                else:  # amax ← amax − (1 − decay)(amax − max|x|)
-                    self.input_amax.sub_((1 - self.decay) * (self.input_amax - current))
+                moved = self.input_amax - (1 - self.decay) * (self.input_amax - current)
+                self.input_amax.copy_(torch.where(self.steps == 0, current, moved))  # no host sync on a GPU
                 self.steps += 1
         weight = fake_quantize(self.weight, self.weight.detach().abs().max())
         return F.linear(fake_quantize(x, self.input_amax), weight, self.bias)

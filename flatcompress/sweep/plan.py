@@ -28,13 +28,14 @@ def _tasks(profile: Profile, chapter: str) -> tuple[str, ...]:
     return profile.chapter_tasks.get(chapter, profile.tasks)
 
 
-def _full_space(tier: Profile) -> bool:
-    """Does the tier's model fit a full-space sharpness search (`sharpness_records.full_space_fits`)?"""
+@functools.lru_cache(maxsize=None)
+def _full_space(model: str) -> bool:
+    """Does `model` fit a full-space sharpness search (`sharpness_records.full_space_fits`)?"""
     from flatcompress.flatness.sharpness_records import full_space_fits
     from flatcompress.pruning.magnitude import meta_model
 
     architecture = {"minilm-l6": "minilm-l6", "bert-base-uncased": "bert-base", "bert-large-uncased": "bert-large",
-                    "roberta-base": "roberta-base"}.get(tier.model)
+                    "roberta-base": "roberta-base"}.get(model)
     if architecture is None:  # a small test model
         return True
     return full_space_fits(sum(p.numel() for p in meta_model(architecture).parameters()))
@@ -77,7 +78,7 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
         return job_id
 
     sharpness_tasks = [t for t in tier.tasks if t in (tier.sharpness_tasks or tier.tasks)]
-    full_space = _full_space(tier)
+    full_space = _full_space(tier.model)
     model_tasks = list(dict.fromkeys([*tier.tasks, *(t for c in chapters for t in _tasks(tier, c))]))
     for seed in seeds:  # seed by seed: the first seeds of every task finish first (a pilot comes for free)
         for task in model_tasks:
