@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 from synthetic_records import Records
 
-from flatcompress import stats
 from flatcompress.book import claims, costs, report
-from flatcompress.records import write_record
 
 SEEDS = (0, 1, 2)
 
