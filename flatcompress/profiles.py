@@ -62,7 +62,7 @@ class Profile:
     rho: float = 0.05  # SAM's radius at this tier (the paper's: 0.05)
     lr_by_optimizer: dict[str, float] = field(default_factory=dict)  # a learning rate chosen for one optimizer
     swa_tasks: tuple[str, ...] = ()  # the lottery-tickets chapter's tasks that also run IMP with SWA (claim 12)
-    qat_tasks: tuple[str, ...] = ()  # the quantization chapter's tasks with Adam + quantization-aware training (claim 11)
+    qat_tasks: tuple[str, ...] = ()  # the quantization chapter's tasks with Adam + QAT (claim 11)
     other_models: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model -> tasks of its IMP (claim 16)
     sharpness: dict[str, Any] = field(default_factory=dict)  # measure_sharpness settings at this tier
     contours: dict[str, Any] = field(default_factory=dict)  # measure_contours settings (grid size, dev examples)

@@ -118,8 +118,8 @@ def _encoder_weights(model: str) -> int | None:
     from flatcompress.masks import prunable_count
     from flatcompress.pruning.magnitude import meta_model
 
-    architecture = {"bert-base-uncased": "bert-base", "bert-large-uncased": "bert-large", "roberta-base": "roberta-base",
-                    "minilm-l6": "minilm-l6"}.get(model)
+    architecture = {"bert-base-uncased": "bert-base", "bert-large-uncased": "bert-large",
+                    "roberta-base": "roberta-base", "minilm-l6": "minilm-l6"}.get(model)
     return prunable_count(meta_model(architecture)) if architecture else None
 
 

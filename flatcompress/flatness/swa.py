@@ -14,10 +14,11 @@ paper's setting, which `--optimizer swa` follows:
   `default_every`);
 - the mean of the last 50% of the checkpoints (`fraction`): epochs 6-10, or 2, 2.5 and 3.
 
-The mean is kept by `torch.optim.swa_utils.AveragedModel` as a running mean, $\\bar w \\leftarrow \\bar w + (w - \\bar w)
-/ (n + 1)$, on the run's device. BERT has no BatchNorm (its LayerNorm normalizes each example by itself), so
-`swa_utils.update_bn` has nothing to recompute: the averaged weights are the model. A pruned weight is zero at every
-checkpoint, so it is zero in the mean: SWA keeps a mask.
+The mean is kept by `torch.optim.swa_utils.AveragedModel` as a running mean,
+$\\bar w \\leftarrow \\bar w + (w - \\bar w) / (n + 1)$, on the run's device. Only parameters are averaged.
+BERT has no BatchNorm (its LayerNorm normalizes each example by itself), so `swa_utils.update_bn` has nothing to
+recompute: the averaged weights are the model. A pruned weight is zero at every checkpoint, so it is zero in the
+mean: SWA keeps a mask.
 """
 
 from __future__ import annotations
