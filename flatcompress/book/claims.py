@@ -646,26 +646,6 @@ def quantization_verdict(results_dir: Path) -> Verdict | None:
                     "loses less)", tasks, gated, _cells_text(cells, paper), cells=cells)
 
 
-def _qat_models(results_dir: Path) -> tuple[dict[str, list[ModelEval]], list[str]]:
-    """Per task, the integer models of Adam runs trained with quantization-aware training (setting "qat-int8") whose
-    fake-quantized model trained; and those the gate left out."""
-    from flatcompress.quantization.quantize_records import QAT_SETTING
-
-    runs, models, gated = finetune_records(results_dir), {}, []
-    for record in _records(Path(results_dir), "quantization"):
-        run = runs.get(record["settings"]["finetune_key"])
-        pair = quantization_models(record, run, QAT_SETTING)
-        if pair is None or record["config"]["optimizer"] != "adamw":
-            continue
-        h = quantization_health(record, run)
-        if not h.trained:
-            gated.append(f"{pair[0].name.removesuffix(' fp32')} QAT: {h.reason}")
-            continue
-        models.setdefault(record["config"]["task"], []).append(
-            dataclasses.replace(pair[1], name=pair[1].name.replace(" int8", " QAT int8")))
-    return models, gated
-
-
 def ptq_vs_qat_verdict(results_dir: Path) -> Verdict | None:
     """Claim 11 (Table 8): SAM + post-training int8 reaches quantization-aware training. Quantity: SAM int8 (PTQ, the
     paper's setting) − Adam QAT int8 per task in Table 8's metric, pooled over tasks.
@@ -676,7 +656,10 @@ def ptq_vs_qat_verdict(results_dir: Path) -> Verdict | None:
     records = _records(Path(results_dir), "quantization")
     if not records:
         return None
-    qat, qat_gated = _qat_models(results_dir)
+    from flatcompress.quantization.quantize_records import QAT_SETTING
+
+    qat_units, qat_gated = _quantization_units(results_dir, QAT_SETTING)  # Adam + QAT runs, their integer models
+    qat = {t: [u[0][1] for u in us] for (t, o), us in qat_units.items() if o == "adamw"}
     if qat:
         units, gated = _quantization_units(results_dir)
         sam = {t: [u[0][1] for u in us] for (t, o), us in units.items() if o == "sam"}
