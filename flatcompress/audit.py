@@ -36,8 +36,18 @@ REQUIRED = {
     "quantization": ("key", "settings", "config", "fp32_metrics", "rows", "provenance"),
     "cofi": ("key", "settings", "config", "teacher_key", "score", "provenance"),
     "dropout_replay": ("key", "settings", "config", "rows", "provenance"),
+    "contours": ("key", "settings", "config", "points", "loss", "metric", "provenance"),
 }
-_MEASUREMENTS = ("sharpness", "oneshot", "quantization", "dropout_replay")
+
+
+def _measured(record: dict[str, Any]) -> list[str]:
+    """The keys of the runs a measurement (or a CoFi student) was made from; empty for a run."""
+    if record["kind"] == "cofi":
+        return [record["teacher_key"]]
+    settings = record.get("settings") or {}
+    if record["kind"] == "contours":
+        return [settings.get("adam_key", ""), settings.get("sam_key", "")]
+    return [settings.get("finetune_key", "")] if record["kind"] not in ("finetune", "imp") else []
 
 
 @dataclass
@@ -180,15 +190,14 @@ def audit(root: str | Path) -> Audit:
     for path, record in report.records:
         name = str(path.relative_to(root))
         fingerprinted = fingerprints.get(str(path))
-        if fingerprinted is None:  # a measurement or a CoFi run: judged by the run it measured
-            run = keys.get(record["settings"].get("finetune_key") or record.get("teacher_key"))
-            fingerprinted = bool(run and ((run.get("data") or {}).get("fingerprint")))
+        if fingerprinted is None:  # a measurement or a CoFi run: judged by the runs it measured
+            runs = [keys.get(k) for k in _measured(record)]
+            fingerprinted = bool(runs) and all(run and (run.get("data") or {}).get("fingerprint") for run in runs)
         if not fingerprinted:
             report.legacy.append(str(path))
         elif not _has_predictions(record):
             report.errors.append(f"{name}: a {record['kind']} record without per-example predictions")
-    for path, record in report.records:  # a measurement names the run it measured: that run must be here
-        if record["kind"] in _MEASUREMENTS and record["settings"].get("finetune_key") not in keys:
-            report.errors.append(f"{path.relative_to(root)}: measures run {record['settings'].get('finetune_key', '')[:12]}, "
-                                 "which has no record here")
+    for path, record in report.records:  # a measurement names the runs it measured: they must be here
+        for key in (k for k in _measured(record) if record["kind"] != "cofi" and k not in keys):
+            report.errors.append(f"{path.relative_to(root)}: measures run {key[:12]}, which has no record here")
     return report

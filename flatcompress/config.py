@@ -69,9 +69,6 @@ class FinetuneConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
         if self.source not in SOURCES:
             raise ValueError(f"unknown data source {self.source!r}; valid sources: {', '.join(SOURCES)}")
-        if task.kind == "qa":
-            raise NotImplementedError("fine-tuning on SQuAD arrives with the QA chapter; its data and metrics "
-                                      "are available now (flatcompress.data.load_task('squad'), metrics.squad_f1)")
         checks = [
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),

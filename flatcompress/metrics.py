@@ -25,6 +25,8 @@ __all__ = [
     "spearman",
     "squad_exact_match",
     "squad_f1",
+    "squad_scores",
+    "SQUAD_COLUMNS",
     "METRICS",
 ]
 
@@ -96,21 +98,28 @@ def _token_f1(prediction: str, truth: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+SQUAD_COLUMNS = ("squad_f1", "exact_match")  # the columns of `squad_scores`
+
+
+def squad_scores(answers: Sequence[Sequence[str]], predictions: Sequence[str]) -> np.ndarray:
+    """Each question's SQuAD v1.1 token F1 and exact match (columns `SQUAD_COLUMNS`), each the best over its gold
+    answers: the two metrics are these columns' means, and a bootstrap resamples the rows."""
+    _check_lengths(answers, predictions)
+    return np.array([
+        (max(_token_f1(pred, gold) for gold in golds),
+         max(float(_normalize_answer(pred) == _normalize_answer(gold)) for gold in golds))
+        for golds, pred in zip(answers, predictions)
+    ])
+
+
 def squad_exact_match(answers: Sequence[Sequence[str]], predictions: Sequence[str]) -> float:
     """SQuAD v1.1 exact match: the best over each question's gold answers, averaged."""
-    _check_lengths(answers, predictions)
-    return float(np.mean([
-        max(float(_normalize_answer(pred) == _normalize_answer(gold)) for gold in golds)
-        for golds, pred in zip(answers, predictions)
-    ]))
+    return float(squad_scores(answers, predictions)[:, 1].mean())
 
 
 def squad_f1(answers: Sequence[Sequence[str]], predictions: Sequence[str]) -> float:
     """SQuAD v1.1 token F1: the best over each question's gold answers, averaged."""
-    _check_lengths(answers, predictions)
-    return float(np.mean([
-        max(_token_f1(pred, gold) for gold in golds) for golds, pred in zip(answers, predictions)
-    ]))
+    return float(squad_scores(answers, predictions)[:, 0].mean())
 
 
 def _check_lengths(a: Sequence, b: Sequence) -> None:

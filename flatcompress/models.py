@@ -24,7 +24,8 @@ import torch
 from flatcompress.errors import DataSourceError
 from flatcompress.tasks import Task
 
-__all__ = ["ModelSpec", "MODELS", "ARCHITECTURES", "get_model_spec", "load_model", "load_tokenizer", "model_names"]
+__all__ = ["ModelSpec", "MODELS", "ARCHITECTURES", "get_model_spec", "load_model", "load_tokenizer", "model_names",
+           "output_logits"]
 
 # The model classes a saved file (a quantized model, a pruned student) may name: loading builds one of these from the
 # stored config and nothing else.
@@ -149,6 +150,13 @@ def load_model(name: str, task: Task, num_layers: int | None = None) -> torch.nn
         return auto.from_pretrained(spec.location(), **kwargs)
     except OSError as exc:
         raise DataSourceError(f"could not load {name!r} ({exc}); offline models: minilm-l6, tiny") from exc
+
+
+def output_logits(output) -> torch.Tensor:
+    """A model output as one tensor: the logits of a classifier (batch, classes) or regressor (batch, 1), or a QA
+    model's start and end logits stacked on a last axis (batch, length, 2)."""
+    start = getattr(output, "start_logits", None)
+    return torch.stack([start, output.end_logits], -1) if start is not None else output.logits
 
 
 def _reinit_head(model: torch.nn.Module) -> None:

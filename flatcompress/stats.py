@@ -2,7 +2,7 @@ r"""The statistics behind every verdict: a health gate, paired bootstrap interva
 
 **Health gate.** A model *did not train* when it predicts a single class, or when its dev score is within two
 standard errors of its floor: the score of the best constant predictor (the majority rate for accuracy, the F1
-of always answering "positive" for F1) or 0 for Matthews and rank/linear correlations,
+of always answering "positive" for F1) or 0 for Matthews and rank/linear correlations and SQuAD's F1 and exact match,
 
 $$\text{score} - \text{floor} \le 2\,\mathrm{SE}(\text{score}).$$
 
@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats as _scipy_stats
 
-from flatcompress.predictions import read_evaluation
+from flatcompress.predictions import read_evaluation, read_scores
 
 __all__ = ["ModelEval", "Health", "Estimate", "health", "floor", "score_se", "compare", "compare_scalars", "pool",
            "decide", "sign_test", "seed_correction", "t_correction", "projected_half_width", "seeds_needed",
@@ -78,7 +78,10 @@ class ModelEval:
         if block is None:
             return cls(name, metric, float(score), int(n), majority_rate=majority_rate,
                        predicted_classes=predicted_classes)
-        labels, predictions = read_evaluation(block)
+        if "scores" in block:  # question answering: per-question scores, no labels
+            labels, predictions = None, read_scores(block, metric)
+        else:
+            labels, predictions = read_evaluation(block)
         if predicted_classes is None and metric in ("accuracy", "f1", "mcc"):
             predicted_classes = len(set(predictions.tolist()))
         return cls(name, metric, float(score), int(block["n"]), labels, predictions, block["fingerprint"],
@@ -185,7 +188,10 @@ def _resampled(model: ModelEval, idx: np.ndarray) -> np.ndarray:
         return _pearson_rows(p[idx].astype(float), y[idx].astype(float))
     if model.metric == "spearman":
         return _pearson_rows(_scipy_stats.rankdata(p[idx], axis=1), _scipy_stats.rankdata(y[idx], axis=1))
-    raise ValueError(f"no bootstrap for metric {model.metric!r}; valid: accuracy, f1, mcc, pearson, spearman")
+    if model.metric in ("squad_f1", "exact_match"):  # a mean of per-question scores
+        return p.astype(float)[idx].mean(1)
+    raise ValueError(f"no bootstrap for metric {model.metric!r}; valid: accuracy, f1, mcc, pearson, spearman, "
+                     "squad_f1, exact_match")
 
 
 # --- estimates ---------------------------------------------------------------------------------------------------

@@ -36,14 +36,16 @@ from tqdm import tqdm
 
 from flatcompress.config import FinetuneConfig
 from flatcompress.data import RunInputs, TaskData, pad_collate, run_inputs
+from flatcompress.data.encoding import TARGETS
+from flatcompress.data.qa import best_answers
 from flatcompress.data.fingerprint import data_fingerprint, examples_fingerprint
 from flatcompress.device import LossScaler, SkipStep, autocast, pick_device, pick_precision
 from flatcompress.errors import DataSourceError, MissingRecordError, NonFiniteLossError
 from flatcompress.flatness.swa import WeightAverage
 from flatcompress.masks import (Masks, apply_masks, mask_gradients, masks_fingerprint, masks_on, masks_sparsity,
                                 prunable_names)
-from flatcompress.metrics import METRICS
-from flatcompress.models import load_model
+from flatcompress.metrics import METRICS, SQUAD_COLUMNS, squad_scores
+from flatcompress.models import load_model, output_logits
 from flatcompress.optim import averaging_steps, build_optimizer
 from flatcompress.predictions import evaluation_block
 from flatcompress.provenance import provenance
@@ -117,8 +119,9 @@ def seed_everything(seed: int) -> None:
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, features: list[dict], batch_size: int = 64,
-            device: torch.device | None = None) -> np.ndarray:
-    """Logits for every feature, in order (batches are formed by length for speed)."""
+            device: torch.device | None = None) -> np.ndarray | list[np.ndarray]:
+    """Logits for every feature, in order (batches are formed by length for speed): an array (features, classes),
+    or for QA a list of each window's (length, 2) start and end logits."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -127,27 +130,32 @@ def predict(model: torch.nn.Module, features: list[dict], batch_size: int = 64,
     outputs: list[np.ndarray] = [None] * len(features)  # type: ignore[list-item]
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = pad_collate([features[i] for i in idx], pad_id)
-        batch.pop("labels")
+        batch = {k: v for k, v in pad_collate([features[i] for i in idx], pad_id).items() if k not in TARGETS}
         with autocast(device):
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+            logits = output_logits(model(**{k: v.to(device) for k, v in batch.items()}))
         for i, row in zip(idx, logits.float().cpu().numpy()):
-            outputs[i] = row
+            outputs[i] = row[:len(features[i]["input_ids"])] if row.ndim == 2 else row  # a QA window without padding
     model.train(was_training)
-    return np.stack(outputs)
+    return np.stack(outputs) if outputs and outputs[0].ndim == 1 else outputs
 
 
 def evaluate(model: torch.nn.Module, features: list[dict], task: Task | str, batch_size: int = 64,
              device: torch.device | None = None) -> dict[str, float]:
-    """Every metric of `task` on `features` (argmax for classification, the scalar for regression)."""
+    """Every metric of `task` on `features` (argmax for classification, the scalar for regression, the best span's
+    text for QA)."""
     return evaluate_predictions(model, features, task, batch_size, device)[0]
 
 
 def evaluate_predictions(model: torch.nn.Module, features: list[dict], task: Task | str, batch_size: int = 64,
                          device: torch.device | None = None) -> tuple[dict[str, float], np.ndarray]:
-    """`evaluate`'s metrics and the predictions they were computed from (classes, or regression values)."""
+    """`evaluate`'s metrics and the predictions they were computed from: classes, regression values, or for QA each
+    example's scores (`squad_scores`: F1 and exact match, one row an example)."""
     task = get_task(task) if isinstance(task, str) else task
     logits = predict(model, features, batch_size, device)
+    if task.kind == "qa":
+        answers, golds = best_answers(features, logits)
+        scores = squad_scores(golds, answers)
+        return {name: float(scores[:, SQUAD_COLUMNS.index(name)].mean()) for name in task.metrics}, scores
     labels = [f["labels"] for f in features]
     preds = logits[:, 0] if task.kind == "regression" else logits.argmax(-1)
     return {name: METRICS[name](labels, preds) for name in task.metrics}, preds
@@ -164,7 +172,10 @@ def evaluate_splits(model: torch.nn.Module, features: dict[str, list[dict]], tas
 
 def prediction_blocks(data: TaskData, predictions: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     """Each split's labels and predictions with its examples' fingerprint, for a record (`flatcompress.predictions`)."""
-    return {s: evaluation_block([e.label for e in data.eval[s]], p, data.task.kind, examples_fingerprint(data.eval[s]))
+    def labels(split: str) -> list | None:  # QA: the per-example scores say it all
+        return None if data.task.kind == "qa" else [e.label for e in data.eval[split]]
+
+    return {s: evaluation_block(labels(s), p, data.task.kind, examples_fingerprint(data.eval[s]))
             for s, p in predictions.items()}
 
 

@@ -235,6 +235,17 @@ def test_a_tiers_imp_verdicts_read_its_own_models_chains_and_claim_16_the_others
     assert set(claims.other_models_verdict(r.root).cells) == {"roberta-base rte"}
 
 
+def test_one_tasks_column_is_decided_by_its_own_cell(tmp_path):
+    r = Records(tmp_path, seed=6)
+    _chains(r, 0.0, tasks=("mrpc",))
+    _chains(r, 0.2, tasks=("rte",))  # only RTE's SAM tickets are better
+    pooled = claims.pruning_verdict(tmp_path, True)
+    rte, mrpc = claims.task_verdict(pooled, "rte"), claims.task_verdict(pooled, "mrpc")
+    assert rte.status == "reproduced" and rte.estimate is pooled.cells["rte@60%"] and rte.tasks == ("rte",)
+    assert rte.ours.startswith("rte@60%: +") and mrpc.estimate.low < 0 < mrpc.estimate.high
+    assert claims.task_verdict(pooled, "squad") is None and claims.task_verdict(None, "rte") is None  # not run yet
+
+
 def test_the_gate_leaves_out_and_names_models_that_did_not_train(tmp_path):
     r = Records(tmp_path, seed=3)
     for optimizer in ("adamw", "sam"):

@@ -45,9 +45,13 @@ def test_a_records_config_reads_back_typed_and_unknown_fields_are_named():
     assert config.stem() == "minilm-l6-sam-seed3" and config.stem(seed=7) == "minilm-l6-sam-seed7"
 
 
-def test_squad_training_is_refused_clearly():
-    with pytest.raises(NotImplementedError, match="SQuAD"):
-        FinetuneConfig(task="squad")
+def test_the_paper_tier_runs_squad_with_its_own_recipe():
+    paper = get_profile("paper")
+    squad = paper.config("squad", optimizer="sam", seed=1)
+    assert (squad.lr, squad.batch_size, squad.max_length, squad.epochs) == (3e-5, 16, 384, 2)  # BERT-Tickets' recipe
+    assert (squad.optimizer, squad.seed) == ("sam", 1) and paper.config("sst2").max_length == 128
+    assert "squad" in paper.tasks and "squad" not in paper.sharpness_tasks
+    assert "squad" not in paper.chapter_tasks["structured-pruning"] and "squad" not in get_profile("colab").tasks
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5])

@@ -90,3 +90,8 @@ def test_the_contours_record_of_two_smoke_runs(tmp_path, smoke_config):
     assert again["loss"] == record["loss"]
     with pytest.raises(ValueError, match="head must be"):
         measure_contours(adam, sam, head="swa", results_dir=tmp_path)
+    from flatcompress.audit import audit
+
+    assert audit(tmp_path).ok and not audit(tmp_path).legacy  # a contours record passes, judged by both its runs
+    adam.path.unlink()
+    assert f"measures run {adam.record['key'][:12]}, which has no record here" in "\n".join(audit(tmp_path).errors)

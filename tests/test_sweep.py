@@ -303,7 +303,7 @@ def test_the_paper_tier_runs_imp_on_the_other_models_at_their_cost():
     large = jobs["imp-bert-large-uncased-rte-sam-0"]
     assert large.args["model"] == "bert-large-uncased" and large.after == ("ft-bert-large-uncased-rte-sam-0",)
     assert {j.args["task"] for j in jobs.values() if j.args.get("model") == "roberta-base"} == {"rte", "mrpc", "sst2",
-                                                                                                "qnli"}
+                                                                                                "qnli", "squad"}
     assert not [j for j in tier_plan("colab", seeds=[0], chapters=["lottery-tickets"]) if "model" in j.args]
     # BERT-large's encoder matrices over BERT-base's (pooler included), each counted from its config by hand
     ratio = (24 * (4 * 1024**2 + 2 * 1024 * 4096) + 1024**2) / (12 * (4 * 768**2 + 2 * 768 * 3072) + 768**2)

@@ -33,7 +33,7 @@ from flatcompress.stats import Estimate, ModelEval
 
 __all__ = ["Claim", "CLAIMS", "Verdict", "VERDICTS", "scorecard", "verdict_of", "finetune_records", "imp_chains",
            "masked_runs", "Chain", "difference", "ticket_source_health", "flatness_verdict", "sharpness_magnitude",
-           "pruning_verdict", "swa_verdict", "other_models_verdict", "tier_model", "pruned_beats_full_verdict",
+           "pruning_verdict", "task_verdict", "swa_verdict", "other_models_verdict", "tier_model", "pruned_beats_full_verdict",
            "average_curve_verdict", "mask_verdict", "transfer_verdict",
            "l1_verdict", "cofi_student", "cofi_verdict", "quantization_models", "quantization_health",
            "quantization_verdict", "ptq_vs_qat_verdict", "oneshot_band", "oneshot_models", "one_shot_verdict",
@@ -196,6 +196,20 @@ def difference(plus: Sequence[ModelEval], minus: Sequence[ModelEval]) -> Estimat
 def _pool(cells: dict[str, Estimate]) -> Estimate | None:
     """The mean of the per-task (per-cell) estimates, draw by draw (`stats.pool`)."""
     return stats.pool(list(cells.values())) if cells else None
+
+
+def task_verdict(verdict: Verdict | None, task: str) -> Verdict | None:
+    """One task's column of a pooled verdict (e.g. SQuAD's in claims 2 and 10): its own cell's estimate decides,
+    with the same rule. None when the verdict has no cell for `task` (not run yet)."""
+    if verdict is None:
+        return None
+    label = next((k for k in verdict.cells if k.split("@")[0] == task), None)
+    if label is None:
+        return None
+    estimate = verdict.cells[label]
+    status, reason = stats.decide(estimate, 1)
+    return Verdict(status, f"{label}: {estimate.text(1)}, {estimate.seeds} seed(s)", verdict.tier, estimate, (task,),
+                   tuple(g for g in verdict.gated if g.startswith(task)), reason, {label: estimate})
 
 
 def _cells_text(cells: dict[str, Estimate], paper: dict[str, float] | None = None, digits: int = 1) -> str:

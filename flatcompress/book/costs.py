@@ -102,10 +102,12 @@ def throughput(device: str, gpu_check: str | Path | None = None) -> tuple[float,
 
 
 def _train_passes(tier, task: str, optimizer: str) -> float:
-    """Example passes of one fine-tuning run: training (SAM twice) and one dev evaluation per epoch (a third)."""
-    n = tier.train_examples_by_task.get(task) or tier.max_train_examples or TRAIN_SIZES[task]
-    epochs = tier.epochs_by_task.get(task, tier.epochs)
-    return epochs * (min(n, TRAIN_SIZES[task]) * (2 if optimizer == "sam" else 1) + _dev(tier, task) / 3)
+    """Example passes of one fine-tuning run: training (SAM twice) and one dev evaluation per epoch (a third), in
+    passes of the tier's length (SQuAD's 384-token inputs cost 3 passes of 128)."""
+    config = tier.config(task, optimizer=optimizer)
+    n = min(config.max_train_examples or TRAIN_SIZES[task], TRAIN_SIZES[task])
+    length = config.max_length / tier.max_length
+    return length * config.epochs * (n * (2 if optimizer == "sam" else 1) + _dev(tier, task) / 3)
 
 
 def _dev(tier, task: str) -> int:

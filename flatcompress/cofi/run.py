@@ -141,7 +141,13 @@ def cofi(teacher: FinetuneResult, settings: CoFiSettings = CoFiSettings(), resul
     The steps: look the run up, build the student, gates, constraint and layer map (`_CoFiRun.build`), resume from
     the last snapshot (`_resume`), then per epoch: fix the gates and prune physically when fine-tuning starts
     (`_end_pruning`), fresh optimizers per stage (`_optimizers`), train (`_train_epoch`), evaluate and snapshot
-    (`_evaluate_epoch`); last, the record (`_cofi_record`)."""
+    (`_evaluate_epoch`); last, the record (`_cofi_record`).
+
+    Question answering is refused: the prediction-distillation loss here compares class logits, and the paper's
+    CoFi experiments (Tables 2 and 7) are on GLUE only."""
+    if get_task(teacher.config.task).kind == "qa":
+        raise ValueError(f"CoFi distils a classifier or regressor; {teacher.config.task!r} is a question-answering "
+                         "task (its span logits are not distilled here, and the paper's CoFi tables have no SQuAD)")
     key = _key(teacher.record, settings)
     path = None if results_dir is None else record_path(results_dir, "cofi", teacher.config.task,
                                                         teacher.config.stem(settings.seed), key)

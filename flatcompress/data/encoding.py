@@ -8,7 +8,7 @@ import torch
 
 from flatcompress.data.examples import Example
 
-__all__ = ["encode", "pad_collate"]
+__all__ = ["encode", "pad_collate", "TARGETS"]
 
 
 def encode(examples: Sequence[Example], tokenizer, max_length: int) -> list[dict]:
@@ -26,8 +26,12 @@ def encode(examples: Sequence[Example], tokenizer, max_length: int) -> list[dict
     return features
 
 
+TARGETS = ("labels", "start_positions", "end_positions")  # what a batch is trained to predict (QA: the answer span)
+
+
 def pad_collate(features: Sequence[dict], pad_token_id: int = 0) -> dict[str, torch.Tensor]:
-    """Stack features into a batch, padding ids with `pad_token_id` and masking the padding out."""
+    """Stack features into a batch, padding ids with `pad_token_id` and masking the padding out; the targets
+    (`TARGETS`) a feature has come along, other keys (a QA window's offsets) stay behind."""
     length = max(len(f["input_ids"]) for f in features)
     batch: dict[str, torch.Tensor] = {}
     ids = torch.full((len(features), length), pad_token_id, dtype=torch.long)
@@ -42,6 +46,7 @@ def pad_collate(features: Sequence[dict], pad_token_id: int = 0) -> dict[str, to
         for i, f in enumerate(features):
             types[i, : len(f["token_type_ids"])] = torch.tensor(f["token_type_ids"])
         batch["token_type_ids"] = types
-    labels = [f["labels"] for f in features]
-    batch["labels"] = torch.tensor(labels, dtype=torch.float if isinstance(labels[0], float) else torch.long)
+    for target in (t for t in TARGETS if t in features[0]):
+        values = [f[target] for f in features]
+        batch[target] = torch.tensor(values, dtype=torch.float if isinstance(values[0], float) else torch.long)
     return batch

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from flatcompress.data.encoding import encode
 from flatcompress.data.examples import TaskData
 from flatcompress.data.loading import load_run_data
+from flatcompress.data.qa import encode_qa
 from flatcompress.models import load_tokenizer
 
 if TYPE_CHECKING:
@@ -21,7 +22,8 @@ __all__ = ["RunInputs", "run_inputs"]
 
 @dataclass
 class RunInputs:
-    """`data` (the examples), `tokenizer`, and the encoded `train` and `eval` splits (token ids and labels)."""
+    """`data` (the examples), `tokenizer`, and the encoded `train` and `eval` splits (token ids and labels; for QA
+    one feature per context window)."""
 
     data: TaskData
     tokenizer: Any
@@ -29,11 +31,17 @@ class RunInputs:
 
     @functools.cached_property
     def train(self) -> list[dict]:
-        return encode(self.data.train, self.tokenizer, self.max_length)
+        return self._encode(self.data.train, train=True)
 
     @functools.cached_property
     def eval(self) -> dict[str, list[dict]]:
-        return {s: encode(v, self.tokenizer, self.max_length) for s, v in self.data.eval.items()}
+        return {s: self._encode(v, train=False) for s, v in self.data.eval.items()}
+
+    def _encode(self, examples: list, train: bool) -> list[dict]:
+        """Classification and regression: one feature an example. QA: one a context window (`flatcompress.data.qa`)."""
+        if self.data.task.kind == "qa":
+            return encode_qa(examples, self.tokenizer, self.max_length, train)
+        return encode(examples, self.tokenizer, self.max_length)
 
     @property
     def main_eval(self) -> list[dict]:

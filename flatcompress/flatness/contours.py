@@ -125,6 +125,8 @@ def measure_contours(adam: FinetuneResult, sam: FinetuneResult, head: str = "sam
     the dev loss and metric at every point, on the first `n_examples` dev examples."""
     if head not in ("adamw", "sam"):
         raise ValueError(f"head must be 'adamw' or 'sam', got {head!r}")
+    if get_task(adam.config.task).kind == "qa":
+        raise ValueError("contours score classification and regression dev sets; question answering is not supported")
     configs = adam.config, sam.config
     if (configs[0].task, configs[0].model, configs[0].seed) != (configs[1].task, configs[1].model, configs[1].seed):
         raise ValueError("the Adam and SAM runs must be of one task, model and seed")

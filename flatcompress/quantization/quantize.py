@@ -42,7 +42,8 @@ from typing import Any, Iterator
 
 import torch
 
-from flatcompress.models import ARCHITECTURES
+from flatcompress.data.encoding import TARGETS
+from flatcompress.models import ARCHITECTURES, output_logits
 
 __all__ = ["BACKENDS", "BackendUnavailableError", "OnnxRuntimeModel", "quantize", "save_quantized", "load_quantized",
            "serialized_bytes", "latency", "size_and_speed"]
@@ -141,7 +142,8 @@ def _random_inputs(model: torch.nn.Module, batch_size: int, length: int, seed: i
 
 
 class OnnxRuntimeModel(torch.nn.Module):
-    """An ONNX Runtime session behind the `model(**batch).logits` interface of a Hugging Face model."""
+    """An ONNX Runtime session behind the `model(**batch).logits` interface of a Hugging Face model (a QA model's
+    start and end logits stacked, as `models.output_logits` gives them)."""
 
     def __init__(self, onnx_bytes: bytes, input_names: list[str], config: Any = None, embeddings: bool = False,
                  int8: bool = True) -> None:
@@ -168,9 +170,10 @@ class OnnxRuntimeModel(torch.nn.Module):
         except ImportError as exc:
             raise BackendUnavailableError("onnxruntime is not installed (pip install onnxruntime onnx); or use "
                                           "backend='torch-ao' or 'torchao'") from exc
-        inputs = {k: v for k, v in (example or _random_inputs(model, 2, 16)).items() if k != "labels"}
+        inputs = {k: v for k, v in (example or _random_inputs(model, 2, 16)).items() if k not in TARGETS}
         names = list(inputs)
-        axes = {n: {0: "batch", 1: "length"} for n in names} | {"logits": {0: "batch"}}
+        axes = {n: {0: "batch", 1: "length"} for n in names} | {"logits": {0: "batch", 1: "length"}
+                                                               if _is_qa(model) else {0: "batch"}}
         with tempfile.TemporaryDirectory() as tmp, _quiet():
             fp32_path, int8_path = Path(tmp, "model.onnx"), Path(tmp, "model.int8.onnx")
             wrapped = _LogitsOnly(model, names)
@@ -196,7 +199,11 @@ class _LogitsOnly(torch.nn.Module):
         self.model, self.names = model, names
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.names, args))).logits
+        return output_logits(self.model(**dict(zip(self.names, args))))  # QA: start and end stacked, (B, L, 2)
+
+
+def _is_qa(model: torch.nn.Module) -> bool:
+    return hasattr(model, "qa_outputs")
 
 
 def serialized_bytes(model: torch.nn.Module) -> int:
