@@ -250,3 +250,11 @@ def test_a_roberta_tokenizer_goes_through_the_same_encoders_and_model(tmp_path):
         max_position_embeddings=80, pad_token_id=1, type_vocab_size=1)).eval()
     metrics = evaluate(model, windows, "squad")
     assert set(metrics) == {"squad_f1", "exact_match"} and 0.0 <= metrics["squad_f1"] <= 1.0
+
+
+def test_dropout_replay_names_the_training_set_it_lacks(qa_run):
+    from flatcompress.flatness.dropout_replay import measure_dropout_replay
+
+    result, _ = qa_run
+    with pytest.raises(ValueError, match="takes 8 batches of 4 training examples; this run's squad training set has 12"):
+        measure_dropout_replay(result, results_dir=None, draws=8, batch_size=4)

@@ -64,6 +64,9 @@ def measure_dropout_replay(result: FinetuneResult, results_dir: str | Path | Non
     start = time.perf_counter()
     model = result.load_model(device)
     inputs = run_inputs(result.config, max_train_examples=draws * batch_size, max_eval_examples=1)
+    if len(inputs.train) < draws * batch_size:
+        raise ValueError(f"dropout replay takes {draws} batches of {batch_size} training examples; this run's "
+                         f"{result.config.task} training set has {len(inputs.train)}: lower draws or batch_size")
     rows = []
     for d in range(draws):
         batch = pad_collate(inputs.train[d * batch_size:(d + 1) * batch_size], inputs.pad_id)
