@@ -81,7 +81,7 @@ TASKS: dict[str, Task] = {
              description="Corpus of linguistic acceptability, 8.6k train", reference_sparsity=0.5),
         Task("squad", "SQuAD v1.1", "qa", ("squad_f1", "exact_match"),
              hub=("rajpurkar/squad", "plain_text"), glue_dir="SQuAD",
-             description="Extractive question answering, 88k train (training arrives with the QA chapters)",
+             description="Extractive question answering, 88k train",
              reference_sparsity=0.4),
         Task("rotten_tomatoes", "Rotten Tomatoes", "classification", ("accuracy",), ("rotten", "fresh"),
              in_paper=False, bundled=True,
