@@ -42,6 +42,7 @@ benchmark: install
 	$(BIN)/python benchmarks/sweep_throughput.py
 	$(BIN)/python benchmarks/quantize_speed.py
 	$(BIN)/python benchmarks/cofi_speed.py
+	$(BIN)/python benchmarks/qat_cost.py
 
 # Every chapter and the GPU paths once on a CUDA device, in a few minutes; on a machine without CUDA it says so.
 gpu-check: install

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
+from typing import Callable
 
 import torch
+from _timing import alternate
 
 from flatcompress import get_profile
 from flatcompress.data import encode, load_task, pad_collate
@@ -46,16 +47,14 @@ def main() -> None:
         torch.manual_seed(0)
         models[name] = load_model("minilm-l6", task).train()
         optimizers[name] = build_optimizer(name, models[name].parameters(), lr=5e-5)
-    times: dict[str, list[float]] = {"adamw": [], "sam": []}
-    extra_bytes = 0
-    for block in range(args.blocks + 1):  # block 0 warms up
-        for name in ("adamw", "sam"):
-            for _ in range(args.steps):
-                closure = _make_closure(models[name], optimizers[name], batch, config, None, torch.device("cpu"), 1)
-                start = time.perf_counter()
-                optimizers[name].step(closure)
-                if block:
-                    times[name].append(time.perf_counter() - start)
+
+    def step(name: str) -> Callable[[], None]:
+        def call() -> None:
+            optimizers[name].step(_make_closure(models[name], optimizers[name], batch, config, None,
+                                                torch.device("cpu"), 1))
+        return call
+
+    times = alternate({name: step(name) for name in ("adamw", "sam")}, args.steps, args.blocks)
     sam = optimizers["sam"]
     _make_closure(models["sam"], sam, batch, config, None, torch.device("cpu"), 1)()
     sam.first_step()  # measure what SAM holds between its passes
