@@ -54,9 +54,10 @@ def evaluation_block(labels: Sequence[float] | None, predictions: np.ndarray, ki
         from flatcompress.metrics import SQUAD_COLUMNS
 
         scores = np.asarray(predictions, dtype=float)
+        f1, em = (scores[:, SQUAD_COLUMNS.index(m)] for m in ("squad_f1", "exact_match"))
         return {"fingerprint": fingerprint, "n": len(scores),
-                "scores": {"squad_f1": encode_array(scores[:, SQUAD_COLUMNS.index("squad_f1")], "regression"),
-                           "exact_match": encode_array(scores[:, SQUAD_COLUMNS.index("exact_match")], "classification")}}
+                "scores": {"squad_f1": encode_array(f1, "regression"),
+                           "exact_match": encode_array(em, "classification")}}
     if len(labels) != len(predictions):
         raise ValueError(f"{len(labels)} labels but {len(predictions)} predictions")
     return {"fingerprint": fingerprint, "n": len(labels), "labels": encode_array(labels, kind),

@@ -5,7 +5,7 @@
 | `smoke` | `tiny` (random init) | 32 train / 32 eval examples | CI and nbval: seconds |
 | `cpu` | `minilm-l6` (pretrained, offline) | 1,000 train / 1,000 eval examples, 3 epochs | the book's results, a 2-core laptop |
 | `colab` | `bert-base-uncased` | SST-2 (8,000), RTE, MRPC; IMP chapters on RTE | each chapter in one Colab session (<= 3 T4-hours) |
-| `paper` | `bert-base-uncased` | all nine tasks (SQuAD with its own recipe), full size, 3 seeds | the paper's exact settings (§3.3, A.4) |
+| `paper` | `bert-base-uncased` | all nine tasks (SQuAD: its own recipe), full size, 3 seeds | the paper's (§3.3, A.4) |
 
 `cpu` sizes were chosen by measurement on 2 cores (see the closing note of the foundation issue and
 `results/cpu/`): MiniLM-L6 at batch 32 and length <= 128 takes about 1 s (CoLA) to 5 s (RTE) per
@@ -193,7 +193,8 @@ PROFILES: dict[str, Profile] = {
                 swa_tasks=_GLUE,
                 qat_tasks=("sst2", "mrpc"),  # Table 8's Q8BERT column
                 # A.12: BERT-large and RoBERTa-base under IMP with rewinding, BERT-base's hyperparameters
-                other_models={m: ("rte", "mrpc", "sst2", "qnli", "squad") for m in ("bert-large-uncased", "roberta-base")},
+                other_models={m: ("rte", "mrpc", "sst2", "qnli", "squad")
+                              for m in ("bert-large-uncased", "roberta-base")},
                 epochs_by_task={t: 10 for t in _SMALL_GLUE}),
     ]
 }

@@ -33,8 +33,8 @@ from flatcompress.stats import Estimate, ModelEval
 
 __all__ = ["Claim", "CLAIMS", "Verdict", "VERDICTS", "scorecard", "verdict_of", "finetune_records", "imp_chains",
            "masked_runs", "Chain", "difference", "ticket_source_health", "flatness_verdict", "sharpness_magnitude",
-           "pruning_verdict", "task_verdict", "swa_verdict", "other_models_verdict", "tier_model", "pruned_beats_full_verdict",
-           "average_curve_verdict", "mask_verdict", "transfer_verdict",
+           "pruning_verdict", "task_verdict", "swa_verdict", "other_models_verdict", "tier_model",
+           "pruned_beats_full_verdict", "average_curve_verdict", "mask_verdict", "transfer_verdict",
            "l1_verdict", "cofi_student", "cofi_verdict", "quantization_models", "quantization_health",
            "quantization_verdict", "ptq_vs_qat_verdict", "oneshot_band", "oneshot_models", "one_shot_verdict",
            "sam_cost_verdict"]
