@@ -164,7 +164,7 @@ PROFILES: dict[str, Profile] = {
                 # constraint's learning rate was chosen by where the sparsity ends, which reads no dev data (records in
                 # results/cpu-search/cofi, SST-2 teachers): at reg_lr 0.05 the SAM teacher's student overshot to
                 # 96.4% (96.7% then 85.5% with 5 pruning epochs: the multipliers oscillate), at 0.01 it stopped short
-                # (91.2%; 92.6% with 4 pruning epochs), and at 0.03 SAM seed 0 ended at 95.0%, Adam seed 0 at 95.0%
+                # (91.2%; 92.5% with 4 pruning epochs), and at 0.03 SAM seed 0 ended at 95.0%, Adam seed 0 at 95.0%
                 # and SAM seed 1 at 95.3%.
                 cofi={"batch_size": 8, "distill_epochs": 1, "prune_epochs": 3, "warmup_epochs": 1, "finetune_epochs": 1,
                       "lr": 5e-5, "finetune_lr": 5e-5, "reg_lr": 0.03}),
