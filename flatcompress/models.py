@@ -40,6 +40,7 @@ class ModelSpec:
     location: Callable[[], str]  # a hub id or a local directory
     offline: bool
     pooler_pretrained: bool = True  # False: the pooler was never trained, so pruning leaves it out (flatcompress.pruning.magnitude)
+    architecture: str | None = None  # its `pruning.magnitude.meta_model` (sizes without a download); None: a test model
 
 
 def _minilm_path() -> str:
@@ -54,11 +55,14 @@ def _minilm_path() -> str:
 MODELS: dict[str, ModelSpec] = {
     s.name: s
     for s in [
-        ModelSpec("bert-base-uncased", "BERT-base, uncased (the paper's model)", lambda: "google-bert/bert-base-uncased", False),
-        ModelSpec("bert-large-uncased", "BERT-large, uncased (paper A.12)", lambda: "google-bert/bert-large-uncased", False),
-        ModelSpec("roberta-base", "RoBERTa-base (paper A.12)", lambda: "FacebookAI/roberta-base", False),
+        ModelSpec("bert-base-uncased", "BERT-base, uncased (the paper's model)", lambda: "google-bert/bert-base-uncased", False,
+                  architecture="bert-base"),
+        ModelSpec("bert-large-uncased", "BERT-large, uncased (paper A.12)", lambda: "google-bert/bert-large-uncased", False,
+                  architecture="bert-large"),
+        ModelSpec("roberta-base", "RoBERTa-base (paper A.12)", lambda: "FacebookAI/roberta-base", False,
+                  architecture="roberta-base"),
         ModelSpec("minilm-l6", "all-MiniLM-L6-v2, 6 layers x 384, pretrained, bundled offline", _minilm_path, True,
-                  pooler_pretrained=False),
+                  pooler_pretrained=False, architecture="minilm-l6"),
         ModelSpec("tiny", "random-init BERT, 2 layers x 64, bert-base vocab (smoke tests)", _minilm_path, True),
     ]
 }

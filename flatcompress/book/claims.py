@@ -199,8 +199,8 @@ def _pool(cells: dict[str, Estimate]) -> Estimate | None:
 
 
 def task_verdict(verdict: Verdict | None, task: str) -> Verdict | None:
-    """One task's column of a pooled verdict (e.g. SQuAD's in claims 2 and 10): its own cell's estimate decides,
-    with the same rule. None when the verdict has no cell for `task` (not run yet)."""
+    """One task's column of a pooled verdict whose paper direction is positive (e.g. SQuAD's in claims 2 and 10):
+    its own cell's estimate decides, with the same rule. None when the verdict has no cell for `task` (not run yet)."""
     if verdict is None:
         return None
     label = next((k for k in verdict.cells if k.split("@")[0] == task), None)

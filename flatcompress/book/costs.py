@@ -118,10 +118,10 @@ def _dev(tier, task: str) -> int:
 def _encoder_weights(model: str) -> int | None:
     """The encoder's matrix weights of a named model (counted on a weightless copy), None for a test model."""
     from flatcompress.masks import prunable_count
+    from flatcompress.models import get_model_spec
     from flatcompress.pruning.magnitude import meta_model
 
-    architecture = {"bert-base-uncased": "bert-base", "bert-large-uncased": "bert-large",
-                    "roberta-base": "roberta-base", "minilm-l6": "minilm-l6"}.get(model)
+    architecture = get_model_spec(model).architecture
     return prunable_count(meta_model(architecture)) if architecture else None
 
 

@@ -32,10 +32,10 @@ def _tasks(profile: Profile, chapter: str) -> tuple[str, ...]:
 def _full_space(model: str) -> bool:
     """Does `model` fit a full-space sharpness search (`sharpness_records.full_space_fits`)?"""
     from flatcompress.flatness.sharpness_records import full_space_fits
+    from flatcompress.models import get_model_spec
     from flatcompress.pruning.magnitude import meta_model
 
-    architecture = {"minilm-l6": "minilm-l6", "bert-base-uncased": "bert-base", "bert-large-uncased": "bert-large",
-                    "roberta-base": "roberta-base"}.get(model)
+    architecture = get_model_spec(model).architecture
     if architecture is None:  # a small test model
         return True
     return full_space_fits(sum(p.numel() for p in meta_model(architecture).parameters()))
