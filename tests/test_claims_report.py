@@ -258,6 +258,16 @@ def test_the_gate_leaves_out_and_names_models_that_did_not_train(tmp_path):
     assert verdict.status == "inconclusive at this scale" and verdict.seeds == 2  # 2 healthy SAM seeds: too few
 
 
+def test_table_3_magnitudes_are_of_full_models_not_tickets(tmp_path):
+    r = Records(tmp_path, seed=7)
+    for optimizer, phi in (("adamw", 30.0), ("sam", 20.0)):
+        run, _ = r.finetune("sst2", optimizer, 0, 0.9)
+        r.sharpness(run, phi)
+        r.sharpness(run, 1000.0, pruned=0.6)  # a ticket's (Table 4): not one of Table 3's cells
+    verdict = claims.sharpness_magnitude(tmp_path)
+    assert verdict.status == "reproduced" and "median φ(0.005) over 2 measurement(s): 25" in verdict.ours
+
+
 def test_no_healthy_pair_is_inconclusive(tmp_path):
     r = Records(tmp_path, seed=4)
     for optimizer in ("adamw", "sam"):

@@ -272,11 +272,12 @@ PAPER_TABLE3_TASKS = ("mnli", "qqp", "stsb", "qnli", "mrpc", "rte", "sst2", "col
 
 
 def sharpness_magnitude(results_dir: Path, epsilon: str = "0.005", dim: int | None = 100) -> Verdict | None:
-    """Table 3's magnitudes: does our median φ(ε) fall within the range of the paper's cells? Not one of the paper's
+    """Table 3's magnitudes: does our median φ(ε) of full models (not tickets) fall within the range of the paper's
+    cells? Not one of the paper's
     claims (its models are BERT-base, ours may not be), so it is reproduced only inside the range and otherwise
     inconclusive: a magnitude depends on choices the paper leaves unstated (p, the loss's data, the parameters)."""
     phis = [r["sharpness"][epsilon] for r in _records(Path(results_dir), "sharpness")
-            if r["settings"]["dim"] == dim and epsilon in r["sharpness"]]
+            if r["settings"]["dim"] == dim and epsilon in r["sharpness"] and not r["settings"].get("masks")]
     if not phis:
         return None
     eps_row = {"0.005": "5e-3", "0.001": "1e-3", "0.0005": "5e-4"}[epsilon]
