@@ -190,6 +190,19 @@ def test_a_tier_plan_orders_runs_before_what_needs_them():
         tier_plan("smoke", chapters=["nope"])
 
 
+def test_every_task_but_question_answering_gets_its_loss_contours_once():
+    from flatcompress.profiles import PROFILES
+
+    # the paper tier (SQuAD has no plane) and a tier whose sharpness runs on fewer tasks than it trains
+    fewer = next(p.name for p in PROFILES.values() if p.sharpness_tasks and set(p.tasks) - set(p.sharpness_tasks))
+    for name in ("paper", fewer):
+        contours = [j for j in tier_plan(name) if j.method == "contours"]
+        tasks, seed = [t for t in PROFILES[name].tasks if t != "squad"], PROFILES[name].seeds[0]
+        expected = [f"contours-{t}-{head}-{seed}" for t in tasks for head in ("adamw", "sam")]
+        assert sorted(j.id for j in contours) == sorted(expected)
+        assert all(j.after == tuple(f"ft-{j.args['task']}-{o}-{seed}" for o in ("adamw", "sam")) for j in contours)
+
+
 def test_after_the_plan_the_chapters_compute_nothing_more(local_sweep):
     results, plan = local_sweep
     before = _records(results)

@@ -36,7 +36,7 @@ from flatcompress.records import atomic_write, find_measurement, run_reference, 
 from flatcompress.tasks import get_task
 from flatcompress.training import FinetuneResult
 
-__all__ = ["Plane", "plane_through", "grid_axes", "evaluate_plane", "measure_contours"]
+__all__ = ["Plane", "plane_through", "grid_axes", "evaluate_plane", "has_contours", "measure_contours"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,11 @@ def evaluate_plane(model: torch.nn.Module, plane: Plane, a_values: np.ndarray, b
     return rows
 
 
+def has_contours(task: str) -> bool:
+    """Whether a task's loss plane can be drawn: its dev set is scored by class or regression logits (not QA spans)."""
+    return get_task(task).kind != "qa"
+
+
 def measure_contours(adam: FinetuneResult, sam: FinetuneResult, head: str = "sam", size: int = 20,
                      margin: float = 0.2, n_examples: int = 256, batch_size: int = 64,
                      results_dir: str | Path | None = "results", compute: bool = True,
@@ -125,7 +130,7 @@ def measure_contours(adam: FinetuneResult, sam: FinetuneResult, head: str = "sam
     the dev loss and metric at every point, on the first `n_examples` dev examples."""
     if head not in ("adamw", "sam"):
         raise ValueError(f"head must be 'adamw' or 'sam', got {head!r}")
-    if get_task(adam.config.task).kind == "qa":
+    if not has_contours(adam.config.task):
         raise ValueError("contours score classification and regression dev sets; question answering is not supported")
     configs = adam.config, sam.config
     if (configs[0].task, configs[0].model, configs[0].seed) != (configs[1].task, configs[1].model, configs[1].seed):

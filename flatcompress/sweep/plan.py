@@ -58,6 +58,7 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
     """Every run of `chapters` (default: all) at tier `profile`, over `seeds` (default: the tier's) and `tasks`
     (default: every task the chapters run)."""
     from flatcompress.book.reproduce import CHAPTERS
+    from flatcompress.flatness.contours import has_contours
 
     tier = get_profile(profile)
     seeds = tuple(seeds if seeds is not None else tier.seeds)
@@ -111,7 +112,7 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                           qat=True)  # claim 11: Adam + quantization-aware training, then its integer model
                 add(f"quant-qat-{task}-{seed}", "quantization", "quantization", [qat], task=task, optimizer="adamw",
                     seed=seed, qat=True)
-            if runs("train-flat", task, seed) and task in sharpness_tasks and seed == seeds[0]:  # Fig. 6
+            if runs("train-flat", task, seed) and has_contours(task) and seed == seeds[0]:  # Fig. 6, every task
                 for head in _OPTIMIZERS:
                     add(f"contours-{task}-{head}-{seed}", "train-flat", "contours",
                         [f"ft-{task}-{o}-{seed}" for o in _OPTIMIZERS], task=task, seed=seed, head=head)
