@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["DataFormatError", "DataSourceError", "HubUnavailableError", "MissingRecordError", "NonFiniteLossError",
-           "RecordExistsError"]
+           "RecordExistsError", "UntrainedModelWarning"]
 
 
 class DataSourceError(RuntimeError):
@@ -28,3 +28,8 @@ class RecordExistsError(FileExistsError):
 
 class MissingRecordError(FileNotFoundError):
     """A result was asked for without permission to compute it, and its record does not exist."""
+
+
+class UntrainedModelWarning(UserWarning):
+    """A fine-tuned model did not clear the health gate (`flatcompress.stats.health`): its dev score is within two
+    standard errors of its floor, or it predicts one class. The message names the run, the reason and its record."""

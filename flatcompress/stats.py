@@ -46,7 +46,7 @@ from scipy import stats as _scipy_stats
 
 from flatcompress.predictions import read_evaluation, read_scores
 
-__all__ = ["ModelEval", "Health", "Estimate", "health", "floor", "score_se", "compare", "compare_scalars", "pool",
+__all__ = ["ModelEval", "Health", "Estimate", "health", "record_health", "floor", "score_se", "compare", "compare_scalars", "pool",
            "decide", "sign_test", "seed_correction", "t_correction", "projected_half_width", "seeds_needed",
            "MIN_SEEDS", "N_RESAMPLES", "STATUSES"]
 
@@ -146,6 +146,11 @@ def health(model: ModelEval) -> Health:
         return Health(False, base, se, f"{model.metric} {100 * model.score:.1f} is within 2 SE "
                                        f"({200 * se:.1f} points) of its floor {100 * base:.1f}")
     return Health(True, base, se, "")
+
+
+def record_health(record: dict[str, Any]) -> Health:
+    """`health` of a fine-tuning record's best epoch (on its main split and metric)."""
+    return health(ModelEval.from_record(record))
 
 
 # --- vectorised metrics on resampled examples ------------------------------------------------------------------

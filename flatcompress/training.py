@@ -26,6 +26,7 @@ import functools
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -40,7 +41,7 @@ from flatcompress.data.encoding import TARGETS
 from flatcompress.data.qa import best_answers
 from flatcompress.data.fingerprint import data_fingerprint, examples_fingerprint
 from flatcompress.device import LossScaler, SkipStep, autocast, pick_device, pick_precision
-from flatcompress.errors import DataSourceError, MissingRecordError, NonFiniteLossError
+from flatcompress.errors import DataSourceError, MissingRecordError, NonFiniteLossError, UntrainedModelWarning
 from flatcompress.flatness.swa import WeightAverage
 from flatcompress.masks import (Masks, apply_masks, mask_gradients, masks_fingerprint, masks_on, masks_sparsity,
                                 prunable_names)
@@ -320,7 +321,22 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
             save_file({k: v.contiguous() for k, v in state["best_state"].items()}, str(path.with_suffix(".safetensors")))
         if partial is not None and partial.exists():
             partial.unlink()
+    if masks is None:
+        _warn_if_untrained(record, path)
     return FinetuneResult(record, path, run.model, cached=False)
+
+
+def _warn_if_untrained(record: dict[str, Any], path: Path | None) -> None:
+    """Say loudly, when the run ends, that a full fine-tuning run did not clear the health gate: every chapter would
+    mark it and leave it out of its verdicts. (A pruned model that collapses is a result, not a failure to train.)"""
+    from flatcompress.stats import record_health
+
+    verdict = record_health(record)
+    if not verdict.trained:
+        c = record["config"]
+        warnings.warn(f"{c['task']} {c['optimizer']} seed {c['seed']} DID NOT TRAIN: {verdict.reason}"
+                      f"{f' (record {path})' if path else ''}. The chapters leave it out of every verdict; a tier "
+                      f"whose models do not train needs another recipe.", UntrainedModelWarning, stacklevel=3)
 
 
 def _look_up(config: FinetuneConfig, fingerprint: dict[str, Any], masks: Masks | None,

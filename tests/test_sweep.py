@@ -190,6 +190,23 @@ def test_a_tier_plan_orders_runs_before_what_needs_them():
         tier_plan("smoke", chapters=["nope"])
 
 
+def test_a_sweep_names_the_runs_that_did_not_train(local_sweep, tmp_path, capsys):
+    from flatcompress.sweep.runner import report, summary
+
+    results, plan = local_sweep
+    state = plan.with_name("runs.json.state")
+    done = {p.stem: json.loads(p.read_text()) for p in state.glob("ft-*.done")}
+    assert done and all(isinstance(d["trained"], bool) for d in done.values())  # every full model's gate, recorded
+    assert all("trained" not in json.loads(p.read_text()) for p in state.glob("oneshot-*.done"))
+    jobs = [_job(0, results), _job(1, results)]
+    (tmp_path / "rt-0.done").write_text(json.dumps({"wall_time_s": 60, "trained": True}))
+    (tmp_path / "rt-1.done").write_text(json.dumps({"wall_time_s": 60, "trained": False,
+                                                    "untrained": "predicts a single class"}))
+    assert summary(jobs, tmp_path, time.time()).endswith("; DID NOT TRAIN: rt-1")
+    report(jobs, tmp_path, time.time())
+    assert "rt-1: DID NOT TRAIN (predicts a single class)" in capsys.readouterr().out
+
+
 def test_every_task_but_question_answering_gets_its_loss_contours_once():
     from flatcompress.profiles import PROFILES
 

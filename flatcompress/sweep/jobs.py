@@ -118,5 +118,11 @@ def execute(job: Job, compute: bool = True) -> dict[str, Any]:
         chapter = dataclasses.replace(chapter, compute=False)  # the smoke tier opens with compute=True
     result = getattr(chapter, job.method)(**job.args)
     record = getattr(result, "record", result)
-    return {"record": record.get("path") or str(getattr(result, "path", "")), "score": record.get("score"),
-            "wall_time_s": record.get("wall_time_s"), "cached": getattr(result, "cached", None)}
+    summary = {"record": record.get("path") or str(getattr(result, "path", "")), "score": record.get("score"),
+               "wall_time_s": record.get("wall_time_s"), "cached": getattr(result, "cached", None)}
+    if record.get("kind") == "finetune" and not record.get("masks"):  # a full model: did it train?
+        from flatcompress.stats import record_health
+
+        verdict = record_health(record)
+        summary.update(trained=verdict.trained, **({} if verdict.trained else {"untrained": verdict.reason}))
+    return summary

@@ -18,7 +18,7 @@ from typing import Sequence
 from flatcompress.sweep.jobs import Job, execute
 from flatcompress.sweep.locks import claim, is_held, lock_dir, release
 
-__all__ = ["STATES", "state_dir", "run_lock", "job_states", "try_run", "run_job", "summary", "report"]
+__all__ = ["STATES", "state_dir", "run_lock", "job_states", "try_run", "run_job", "summary", "untrained_jobs", "report"]
 
 STATES = ("done", "running", "waiting", "failed", "blocked")
 
@@ -101,7 +101,22 @@ def summary(jobs: Sequence[Job], state: Path, started: float, workers: int = 1) 
     if seconds and counts["waiting"] + counts["running"]:
         mean = sum(seconds) / len(seconds)
         line += f"; about {mean * (counts['waiting'] + counts['running'] / 2) / 60 / workers:.0f} min left"
+    untrained = untrained_jobs(jobs, state)
+    if untrained:
+        line += f"; DID NOT TRAIN: {', '.join(untrained)}"
     return f"[sweep {time.strftime('%H:%M')}, {(time.time() - started) / 60:.0f} min] {line}"
+
+
+def untrained_jobs(jobs: Sequence[Job], state: Path) -> dict[str, str]:
+    """The finished jobs whose full fine-tuned model did not clear the health gate, with the reason."""
+    out = {}
+    for job in jobs:
+        done = state / f"{job.id}.done"
+        if done.exists():
+            summary = json.loads(done.read_text())
+            if summary.get("trained") is False:
+                out[job.id] = summary.get("untrained", "")
+    return out
 
 
 def report(jobs: Sequence[Job], state: Path, started: float) -> dict[str, str]:
@@ -113,4 +128,6 @@ def report(jobs: Sequence[Job], state: Path, started: float) -> dict[str, str]:
             print(f"  {job_id}: failed ({state / (job_id + '.failed')}; log {state / (job_id + '.log')})", flush=True)
         elif s == "blocked":
             print(f"  {job_id}: blocked (a job it waits for failed)", flush=True)
+    for job_id, reason in untrained_jobs(jobs, state).items():
+        print(f"  {job_id}: DID NOT TRAIN ({reason}); the chapters leave its model out of every verdict", flush=True)
     return states
