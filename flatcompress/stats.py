@@ -46,9 +46,9 @@ from scipy import stats as _scipy_stats
 
 from flatcompress.predictions import read_evaluation, read_scores
 
-__all__ = ["ModelEval", "Health", "Estimate", "health", "record_health", "floor", "score_se", "compare", "compare_scalars", "pool",
-           "decide", "sign_test", "seed_correction", "t_correction", "projected_half_width", "seeds_needed",
-           "MIN_SEEDS", "N_RESAMPLES", "STATUSES"]
+__all__ = ["ModelEval", "Health", "Estimate", "health", "record_health", "floor", "score_se", "compare",
+           "compare_scalars", "pool", "decide", "sign_test", "seed_correction", "t_correction", "projected_half_width",
+           "seeds_needed", "MIN_SEEDS", "N_RESAMPLES", "STATUSES"]
 
 MIN_SEEDS = 3  # fewer seeds on a side: no seed variance to speak of, nothing is decided
 N_RESAMPLES = 2000

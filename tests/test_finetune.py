@@ -91,13 +91,15 @@ def test_a_full_run_that_did_not_train_says_so_when_it_ends(smoke_config, tmp_pa
     from flatcompress.stats import record_health
 
     config = smoke_config(lr=1e-9, epochs=1)  # a random tiny BERT that cannot move: at its floor
-    with pytest.warns(UntrainedModelWarning, match=r"rotten_tomatoes adamw seed 0 DID NOT TRAIN: .*\(record .*\.json\)"):
+    said = r"rotten_tomatoes adamw seed 0 DID NOT TRAIN: .*\(record .*\.json\)"
+    with pytest.warns(UntrainedModelWarning, match=said):
         result = finetune(config, results_dir=tmp_path, progress=False)
     assert not record_health(result.record).trained
     with warnings.catch_warnings():
         warnings.simplefilter("error", UntrainedModelWarning)
         finetune(config, results_dir=tmp_path, progress=False)  # read from its record: it was said when it ended
-        finetune(config, masks=_random_masks(0.5), results_dir=None, progress=False)  # a pruned model's collapse is a result
+        # a pruned model's collapse is a result, not a failure to train
+        finetune(config, masks=_random_masks(0.5), results_dir=None, progress=False)
 
 
 def test_masks_are_part_of_the_cache_key(smoke_config, tmp_path):
