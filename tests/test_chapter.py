@@ -94,6 +94,24 @@ def test_the_chapter_notebook_stops_on_a_missing_record_with_the_command(tmp_pat
     assert not (tmp_path / "empty").exists()  # nothing was trained or written
 
 
+def test_train_flat_refuses_tasks_with_no_sharpness_task_before_any_work(tmp_path):
+    from pathlib import Path
+
+    import papermill
+
+    from flatcompress.profiles import PROFILES
+
+    tier = next(p for p in PROFILES.values() if p.sharpness_tasks and set(p.tasks) - set(p.sharpness_tasks))
+    other = next(t for t in tier.tasks if t not in tier.sharpness_tasks)  # e.g. MRPC: trained, not measured
+    book = Path(__file__).resolve().parent.parent / "book"
+    with pytest.raises(papermill.PapermillExecutionError, match=rf"tasks \['{other}'\] include none of them"):
+        papermill.execute_notebook(str(book / "train-flat.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(book),
+                                   parameters={"profile": tier.name, "tasks": [other],
+                                               "results_dir": str(tmp_path / "empty")},
+                                   progress_bar=False, kernel_name="python3")
+    assert not (tmp_path / "empty").exists()
+
+
 def test_lists_given_as_strings_are_split(tmp_path):
     """`papermill -p tasks "['rte', 'mrpc']"` and `-p seeds "0 1"` pass strings; they mean lists."""
     ch = Chapter.open("train-flat", "cpu", False, "['rte', 'mrpc']", "0 1", tmp_path)
