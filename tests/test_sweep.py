@@ -203,6 +203,10 @@ def test_a_sweep_names_the_runs_that_did_not_train(local_sweep, tmp_path, capsys
     (tmp_path / "rt-1.done").write_text(json.dumps({"wall_time_s": 60, "trained": False,
                                                     "untrained": "predicts a single class"}))
     assert summary(jobs, tmp_path, time.time()).endswith("; DID NOT TRAIN: rt-1")
+    waiting = [*jobs, _job(2, results), Job("book", "train-flat", "smoke", "reproduce", {"seeds": [0]})]
+    line = summary(waiting, tmp_path, time.time())  # one run left at the mean of the two done (1 min), one notebook
+    assert "2 done, 0 running, 2 waiting" in line
+    assert "; about 1 min left + 1 chapter notebook(s), not estimated" in line
     report(jobs, tmp_path, time.time())
     assert "rt-1: DID NOT TRAIN (predicts a single class)" in capsys.readouterr().out
 

@@ -92,15 +92,21 @@ def run_job(job: Job, state: Path, threads: int | None = None, stale_after: floa
 
 def summary(jobs: Sequence[Job], state: Path, started: float, workers: int = 1) -> str:
     """One progress line: counts per state, and the time left at the mean time the records of the jobs done so far
-    took to compute."""
+    took to compute. A chapter's notebook (a `reproduce` job) computes whatever runs the plan does not list, so its
+    time is not estimated: the line says how many are left beside the estimate."""
     states = job_states(jobs, state)
     counts = {s: sum(v == s for v in states.values()) for s in STATES}
-    done = [json.loads((state / f"{j}.done").read_text()) for j, s in states.items() if s == "done"]
+    runs = {j.id for j in jobs if j.method != "reproduce"}
+    done = [json.loads((state / f"{j}.done").read_text()) for j, s in states.items() if s == "done" and j in runs]
     seconds = [d.get("wall_time_s") or d.get("seconds", 0) for d in done]  # a record's own time, not a lookup's
+    left = {s: sum(v == s for j, v in states.items() if j in runs) for s in ("waiting", "running")}
+    notebooks = sum(v in ("waiting", "running") for j, v in states.items() if j not in runs)
     line = ", ".join(f"{n} {s}" for s, n in counts.items())
-    if seconds and counts["waiting"] + counts["running"]:
+    if seconds and left["waiting"] + left["running"]:
         mean = sum(seconds) / len(seconds)
-        line += f"; about {mean * (counts['waiting'] + counts['running'] / 2) / 60 / workers:.0f} min left"
+        line += f"; about {mean * (left['waiting'] + left['running'] / 2) / 60 / workers:.0f} min left"
+    if notebooks:
+        line += f" + {notebooks} chapter notebook(s), not estimated (the runs they add are not in the plan)"
     untrained = untrained_jobs(jobs, state)
     if untrained:
         line += f"; DID NOT TRAIN: {', '.join(untrained)}"
