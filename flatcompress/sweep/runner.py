@@ -97,8 +97,8 @@ def summary(jobs: Sequence[Job], state: Path, started: float, workers: int = 1) 
     states = job_states(jobs, state)
     counts = {s: sum(v == s for v in states.values()) for s in STATES}
     runs = {j.id for j in jobs if j.method != "reproduce"}
-    done = [json.loads((state / f"{j}.done").read_text()) for j, s in states.items() if s == "done" and j in runs]
-    seconds = [d.get("wall_time_s") or d.get("seconds", 0) for d in done]  # a record's own time, not a lookup's
+    done = {j: json.loads((state / f"{j}.done").read_text()) for j, s in states.items() if s == "done"}
+    seconds = [d.get("wall_time_s") or d.get("seconds", 0) for j, d in done.items() if j in runs]  # a record's own time
     left = {s: sum(v == s for j, v in states.items() if j in runs) for s in ("waiting", "running")}
     notebooks = sum(v in ("waiting", "running") for j, v in states.items() if j not in runs)
     line = ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -107,22 +107,16 @@ def summary(jobs: Sequence[Job], state: Path, started: float, workers: int = 1) 
         line += f"; about {mean * (left['waiting'] + left['running'] / 2) / 60 / workers:.0f} min left"
     if notebooks:
         line += f" + {notebooks} chapter notebook(s), not estimated (the runs they add are not in the plan)"
-    untrained = untrained_jobs(jobs, state)
+    untrained = untrained_jobs(done)
     if untrained:
         line += f"; DID NOT TRAIN: {', '.join(untrained)}"
     return f"[sweep {time.strftime('%H:%M')}, {(time.time() - started) / 60:.0f} min] {line}"
 
 
-def untrained_jobs(jobs: Sequence[Job], state: Path) -> dict[str, str]:
-    """The finished jobs whose full fine-tuned model did not clear the health gate, with the reason."""
-    out = {}
-    for job in jobs:
-        done = state / f"{job.id}.done"
-        if done.exists():
-            summary = json.loads(done.read_text())
-            if summary.get("trained") is False:
-                out[job.id] = summary.get("untrained", "")
-    return out
+def untrained_jobs(done: dict[str, dict]) -> dict[str, str]:
+    """Of the finished jobs' summaries (`<id>.done`, by job id), those whose full fine-tuned model did not clear the
+    health gate, with the reason."""
+    return {j: d.get("untrained", "") for j, d in done.items() if d.get("trained") is False}
 
 
 def report(jobs: Sequence[Job], state: Path, started: float) -> dict[str, str]:
@@ -134,6 +128,7 @@ def report(jobs: Sequence[Job], state: Path, started: float) -> dict[str, str]:
             print(f"  {job_id}: failed ({state / (job_id + '.failed')}; log {state / (job_id + '.log')})", flush=True)
         elif s == "blocked":
             print(f"  {job_id}: blocked (a job it waits for failed)", flush=True)
-    for job_id, reason in untrained_jobs(jobs, state).items():
+    done = {j: json.loads((state / f"{j}.done").read_text()) for j, s in states.items() if s == "done"}
+    for job_id, reason in untrained_jobs(done).items():
         print(f"  {job_id}: DID NOT TRAIN ({reason}); the chapters leave its model out of every verdict", flush=True)
     return states
