@@ -31,7 +31,7 @@ import pandas as pd
 
 from flatcompress.sweep.jobs import Job
 
-__all__ = ["HOLDOUT", "STAGES", "search_plan", "search_table", "chosen"]
+__all__ = ["HOLDOUT", "STAGES", "search_plan", "search_table", "chosen", "untrained_settings"]
 
 HOLDOUT = 500
 _BASE = {"batch_size": 16, "max_length": 128, "holdout": HOLDOUT, "max_eval_examples": None, "seed": 0}
@@ -86,13 +86,27 @@ def search_table(results_dir: str | Path) -> pd.DataFrame:
 
 def chosen(table: pd.DataFrame, epochs: int = 2) -> dict[str, dict[str, Any]]:
     """Per optimizer, the (lr, rho) with the best mean held-out score over the tasks where every such setting ran
-    with `epochs` epochs, and the mean it scored."""
+    with `epochs` epochs and at least one of them trained, and the mean it scored. A task on which no setting of the
+    optimizer trained cannot rank its settings (their differences are noise around the majority rate)."""
     out = {}
     for optimizer, part in table[table.epochs == epochs].groupby("optimizer"):
         settings = part.groupby(["lr", "rho"], dropna=False).task.apply(set)
-        common = set.intersection(*settings)
+        common = set.intersection(*settings) & set(part.task[part.trained.astype(bool)])
+        if not common:
+            raise ValueError(f"no task on which every {optimizer} setting ran and one of them trained")
         means = part[part.task.isin(common)].groupby(["lr", "rho"], dropna=False)["held-out"].mean()
         (lr, rho), best = means.idxmax(), means.max()
         out[optimizer] = {"lr": float(lr), "rho": None if pd.isna(rho) else float(rho), "mean held-out": float(best),
                           "tasks": sorted(common)}
     return out
+
+
+def untrained_settings(table: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The tasks on which no search run trained, and the settings that did not train on the other tasks (as
+    "task optimizer lr [rho] [epochs]" lines)."""
+    trained_any = table.groupby("task").trained.any()
+    hopeless = sorted(trained_any.index[~trained_any])
+    failed = table[~table.trained.astype(bool) & ~table.task.isin(hopeless)]
+    lines = [f"{r.task} {r.optimizer} lr {r.lr:g}" + ("" if pd.isna(r.rho) else f" ρ {r.rho:g}") + f", {r.epochs} epochs"
+             for r in failed.itertuples()]
+    return hopeless, lines

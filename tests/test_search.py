@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from flatcompress import search
 from flatcompress.predictions import evaluation_block
@@ -33,6 +34,23 @@ def test_the_choice_is_the_best_mean_over_tasks_every_setting_ran(tmp_path):
     choice = search.chosen(table)
     assert choice["adamw"]["lr"] == 5e-5 and choice["adamw"]["rho"] is None
     assert choice["sam"] == {"lr": 5e-5, "rho": 0.02, "mean held-out": 80.0, "tasks": ["mrpc", "sst2"]}
+
+
+def test_a_task_on_which_no_setting_trained_does_not_rank_the_settings(tmp_path):
+    _run(tmp_path, "sst2", "adamw", 5e-5, None, 0.85)
+    _run(tmp_path, "sst2", "adamw", 1e-4, None, 0.87)
+    _run(tmp_path, "rte", "adamw", 5e-5, None, 0.54)  # both within 2 standard errors of the majority rate 0.5
+    _run(tmp_path, "rte", "adamw", 1e-4, None, 0.46)  # (500 examples: 2 SE = 4.5 points)
+    _run(tmp_path, "sst2", "sam", 5e-5, 0.05, 0.5)   # a SAM setting that did not train where others did
+    _run(tmp_path, "sst2", "sam", 5e-5, 0.02, 0.86)
+    table = search.search_table(tmp_path)
+    assert table.trained.tolist().count(False) == 3
+    assert search.chosen(table)["adamw"] == {"lr": 1e-4, "rho": None, "mean held-out": 87.0, "tasks": ["sst2"]}
+    with_rte = table[table.task == "rte"]  # RTE alone: its mean would have picked 5e-5
+    assert with_rte.loc[with_rte["held-out"].idxmax(), "lr"] == 5e-5
+    assert search.untrained_settings(table) == (["rte"], ["sst2 sam lr 5e-05 ρ 0.05, 2 epochs"])
+    with pytest.raises(ValueError, match="no task on which every adamw setting ran and one of them trained"):
+        search.chosen(table[table.task == "rte"])
 
 
 def test_the_search_plan_holds_out_training_data_in_every_run():
