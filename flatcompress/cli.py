@@ -182,8 +182,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     jobs = _selection(args)
     rows = describe(jobs)
     def minutes(r: dict) -> str:
-        if r["method"] == "reproduce":
-            return ""
         return ("?" if r["minutes"] is None else f"{r['minutes']:.1f}") + ("" if r["record"] else " (est.)")
 
     print(_table([("job", "method", "after", "record", "minutes")] + [
@@ -191,10 +189,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
          r["record"] or ("(the chapter's notebook)" if r["method"] == "reproduce" else "missing"), minutes(r))
         for r in rows]))
     missing = [r for r in rows if r["record"] is None and r["method"] != "reproduce"]
-    known = [r["minutes"] for r in missing if r["minutes"] is not None]
-    print(f"{len(rows)} jobs, {len(missing)} runs without a record: about {sum(known) / 60:.1f} h at the times "
-          f"measured for runs of the same kind" + (f", {len(missing) - len(known)} of them with no such run yet"
-                                                   if len(known) < len(missing) else ""))
+    left = [r for r in rows if r["record"] is None]
+    known = [r["minutes"] for r in left if r["minutes"] is not None]
+    print(f"{len(rows)} jobs, {len(missing)} runs without a record and {len(left) - len(missing)} chapter notebooks: "
+          f"about {sum(known) / 60:.1f} h of compute at the times measured for runs of the same kind (a notebook: "
+          f"from its size)" + (f", {len(left) - len(known)} of them with no such run yet" if len(known) < len(left)
+                               else ""))
     if args.out:
         print(f"plan -> {write_plan(args.out, jobs)}")
     return 0

@@ -359,3 +359,14 @@ def test_the_cost_ledger_counts_each_record_once_for_the_chapter_that_first_need
     assert costs.measured_minutes(tmp_path) == pytest.approx(
         {"finetune": 2.0, "imp": 1.5, "tickets": 2.0, "oneshot": 0.1})
     assert costs.chapter_minutes(tmp_path / "nothing") == {}
+
+
+def test_the_cost_estimates_know_the_size_of_every_task():
+    from flatcompress.book import costs
+    from flatcompress.data.bundled import read_bundled
+    from flatcompress.tasks import TASKS, get_task
+
+    assert set(costs.TRAIN_SIZES) == set(costs.DEV_SIZES) == set(TASKS)  # a plan on any task can be estimated
+    for name in ("rotten_tomatoes", "reuters8"):
+        data = read_bundled(get_task(name))
+        assert (len(data["train"]), len(data["validation"])) == (costs.TRAIN_SIZES[name], costs.DEV_SIZES[name])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from flatcompress.cli import main as cli
-from flatcompress.records import iter_records
+from flatcompress.records import iter_records, write_record
 from flatcompress.sweep import describe, load_plan, sweep, sweep_plan, tier_plan, write_plan
 from flatcompress.sweep.jobs import Job
 from flatcompress.sweep.local import run
@@ -204,11 +204,47 @@ def test_a_sweep_names_the_runs_that_did_not_train(local_sweep, tmp_path, capsys
                                                     "untrained": "predicts a single class"}))
     assert summary(jobs, tmp_path, time.time()).endswith("; DID NOT TRAIN: rt-1")
     waiting = [*jobs, _job(2, results), Job("book", "train-flat", "smoke", "reproduce", {"seeds": [0]})]
-    line = summary(waiting, tmp_path, time.time())  # one run left at the mean of the two done (1 min), one notebook
+    line = summary(waiting, tmp_path, time.time())  # one run left like the two done (1 min); a notebook that reads
     assert "2 done, 0 running, 2 waiting" in line
-    assert "; about 1 min left + 1 chapter notebook(s), not estimated" in line
+    assert "; about 1 min left;" in line and "not estimated" not in line
     report(jobs, tmp_path, time.time())
     assert "rt-1: DID NOT TRAIN (predicts a single class)" in capsys.readouterr().out
+
+
+def test_the_time_left_counts_imp_rounds_and_the_runs_a_notebook_adds(tmp_path):
+    from flatcompress.book.costs import job_passes
+    from flatcompress.profiles import get_profile
+    from flatcompress.sweep.runner import summary
+
+    results = tmp_path / "results"
+    def job(id_, method, chapter="lottery-tickets", **args):
+        return Job(id_, chapter, "smoke", method, {"task": "rotten_tomatoes", "optimizer": "adamw", **args},
+                   results_dir=str(results))
+    ft = [job(f"ft-{i}", "finetune", "train-flat", seed=i) for i in range(3)]
+    imp = [job(f"imp-{i}", "imp", seed=i) for i in range(2)]
+    notebook = Job("chapter-mask-or-optimizer-0", "mask-or-optimizer", "smoke", "reproduce",
+                   {"seeds": [0], "tasks": ["rotten_tomatoes"]}, results_dir=str(results))
+    closing = Job("chapter-mask-or-optimizer", "mask-or-optimizer", "smoke", "reproduce", {"seeds": [0]},
+                  results_dir=str(results))
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "ft-0.done").write_text(json.dumps({"wall_time_s": 60}))  # a summary written before "minutes"
+    (state / "ft-1.done").write_text(json.dumps({"minutes": 3.0, "wall_time_s": 180}))
+    # an IMP record's own time is its pruning (6 s); its pruned rounds trained 120 s and 234 s: 6 minutes in all
+    # (round 0 is the full fine-tuning run, a job of its own)
+    rounds = [{"round": k, "train_seconds": t} for k, t in enumerate((999, 120, 234))]
+    write_record(results / "imp" / "chain.json", {"kind": "imp", "wall_time_s": 6, "rows": rounds})
+    (state / "imp-0.done").write_text(json.dumps({"record": str(results / "imp" / "chain.json"), "wall_time_s": 6}))
+    jobs = [*ft, *imp, notebook, closing]
+    # left: ft-2 at the median of 1 and 3 min; imp-1 at 6 min; the notebook's passes at the median minutes per pass
+    # of the finished fine-tuning runs; the closing notebook computes nothing more
+    per_pass = 2.0 / job_passes(ft[0], get_profile("smoke"))
+    expected = 2.0 + 6.0 + job_passes(notebook, get_profile("smoke")) * per_pass
+    assert job_passes(notebook, get_profile("smoke")) > 0
+    assert f"about {expected / 2:.0f} min left" in summary(jobs, state, time.time(), workers=2)
+    sharpness = job("sharp-0", "sharpness", "train-flat", seed=0)  # nothing like it has finished
+    line = summary([*jobs, sharpness], state, time.time(), workers=2)
+    assert f"about {expected / 2:.0f} min left + 1 job(s) like none finished yet, not estimated" in line
 
 
 def test_every_task_but_question_answering_gets_its_loss_contours_once():

@@ -19,11 +19,12 @@ from flatcompress.records import iter_records
 __all__ = ["TRAIN_SIZES", "DEV_SIZES", "REFERENCE_EXAMPLES_PER_SECOND", "measured_minutes", "chapter_minutes",
            "throughput", "job_passes", "plan_gpu_hours", "chapter_gpu_hours"]
 
-# Training-set sizes of the paper's tasks (GLUE train splits; SQuAD v1.1 train).
+# Training-set sizes of the paper's tasks (GLUE train splits; SQuAD v1.1 train) and of the bundled tasks (our
+# split of Rotten Tomatoes by movie; Reuters R8's train and test files).
 TRAIN_SIZES = {"mnli": 392_702, "qqp": 363_846, "qnli": 104_743, "sst2": 67_349, "cola": 8_551, "stsb": 5_749,
-               "mrpc": 3_668, "rte": 2_490, "squad": 87_599}
+               "mrpc": 3_668, "rte": 2_490, "squad": 87_599, "rotten_tomatoes": 10_161, "reuters8": 5_485}
 DEV_SIZES = {"mnli": 9_815, "qqp": 40_430, "qnli": 5_463, "sst2": 872, "cola": 1_043, "stsb": 1_500, "mrpc": 408,
-             "rte": 277, "squad": 10_570}
+             "rte": 277, "squad": 10_570, "rotten_tomatoes": 2_591, "reuters8": 2_189}
 # Training examples per second, BERT-base, length 128, batch 32, AdamW, mixed precision (fp16 on a T4, bf16 on the
 # others): reference values until `make gpu-check` has measured the device, not measurements of ours.
 REFERENCE_EXAMPLES_PER_SECOND = {"T4": 150.0, "V100": 400.0, "A100": 1000.0, "H100": 1800.0}
@@ -139,11 +140,9 @@ def job_passes(job, tier) -> float:
     from flatcompress.cofi.run import CoFiSettings
 
     a = job.args
-    if job.method == "finetune":
-        return model_factor(a.get("model"), tier) * _train_passes(tier, a["task"], a["optimizer"])
-    if job.method == "imp":  # every pruned round re-trains (from the rewound or the pruned weights)
-        return model_factor(a.get("model"), tier) * (len(tier.imp_schedule) - 1) * _train_passes(tier, a["task"],
-                                                                                                   a["optimizer"])
+    if job.method in ("finetune", "imp"):  # an IMP chain re-trains every pruned round (rewound or pruned weights)
+        rounds = len(tier.imp_schedule) - 1 if job.method == "imp" else 1
+        return model_factor(a.get("model"), tier) * rounds * _train_passes(tier, a["task"], a.get("optimizer", "adamw"))
     if job.method == "sharpness":  # per epsilon ~2 loss-and-gradient evaluations per L-BFGS-B iteration, + Hessian
         settings = {"n_examples": 256, "maxiter": 10, "hessian_iters": 20, **tier.sharpness}
         return settings["n_examples"] * (3 * 2 * settings["maxiter"] + 2 * settings["hessian_iters"])

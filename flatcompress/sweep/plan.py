@@ -166,28 +166,14 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
     return jobs
 
 
-def _minutes(record: dict, results: Path) -> float | None:
-    """A record's wall-clock minutes, an IMP record's with its rounds' fine-tuning runs."""
-    from flatcompress.records import read_record
-
-    seconds = record.get("wall_time_s")
-    if seconds is None:
-        return None
-    for row in record.get("rows", []) if record.get("kind") == "imp" else []:
-        if row.get("record") and (results / row["record"]).is_file():
-            seconds += read_record(results / row["record"]).get("wall_time_s") or 0.0
-    return seconds / 60
-
-
 def describe(jobs: Sequence[Job]) -> list[dict]:
     """One row per job: its id, method, what it waits for, its record (relative to its results folder) if it
-    exists, and its minutes: measured for a run with a record, else the median of the measured runs of the same
-    method (same task and optimizer if any, else any), None without one. Nothing is computed: each job's call is
-    made read-only, so the plan reports exactly what a chapter would find."""
-    from statistics import median
-
+    exists, and its minutes: measured for a run with a record, else estimated (`flatcompress.sweep.eta`: the
+    median of the measured runs like it; a chapter's notebook from its size), None without a basis. Nothing is
+    computed: each job's call is made read-only, so the plan reports exactly what a chapter would find."""
     from flatcompress.errors import MissingRecordError
     from flatcompress.records import read_record
+    from flatcompress.sweep.eta import estimates, record_minutes
     from flatcompress.sweep.jobs import execute
 
     rows, measured = [], {}
@@ -202,15 +188,12 @@ def describe(jobs: Sequence[Job]) -> list[dict]:
                 path = Path(found["record"]).resolve()
                 results = job.results().resolve()
                 row["record"] = str(path.relative_to(results) if path.is_relative_to(results) else path)
-                row["minutes"] = _minutes(read_record(path), job.results())
-                what = (job.method, job.args.get("task"), job.args.get("optimizer"))
+                row["minutes"] = record_minutes(read_record(path))
                 if row["minutes"] is not None:
-                    measured.setdefault(what, []).append(row["minutes"])
-                    measured.setdefault((job.method,), []).append(row["minutes"])
+                    measured[job.id] = row["minutes"]
         rows.append(row)
-    for row, job in zip(rows, jobs):
-        if row["record"] is None and job.method != "reproduce":
-            same = measured.get((job.method, job.args.get("task"), job.args.get("optimizer"))) or measured.get(
-                (job.method,))
-            row["minutes"] = median(same) if same else None
+    guessed = estimates(jobs, measured)
+    for row in rows:
+        if row["record"] is None:
+            row["minutes"] = guessed[row["id"]]
     return rows

@@ -9,6 +9,7 @@ once: the second finds the first one's record.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 import traceback
@@ -18,7 +19,8 @@ from typing import Sequence
 from flatcompress.sweep.jobs import Job, execute
 from flatcompress.sweep.locks import claim, is_held, lock_dir, release
 
-__all__ = ["STATES", "state_dir", "run_lock", "job_states", "try_run", "run_job", "summary", "untrained_jobs", "report"]
+__all__ = ["STATES", "state_dir", "run_lock", "job_states", "try_run", "run_job", "summary", "done_minutes",
+           "untrained_jobs", "report"]
 
 STATES = ("done", "running", "waiting", "failed", "blocked")
 
@@ -91,26 +93,47 @@ def run_job(job: Job, state: Path, threads: int | None = None, stale_after: floa
 
 
 def summary(jobs: Sequence[Job], state: Path, started: float, workers: int = 1) -> str:
-    """One progress line: counts per state, and the time left at the mean time the records of the jobs done so far
-    took to compute. A chapter's notebook (a `reproduce` job) computes whatever runs the plan does not list, so its
-    time is not estimated: the line says how many are left beside the estimate."""
+    """One progress line: counts per state, and the time left on `workers` (`flatcompress.sweep.eta`: a job that
+    runs counts half; a job like none finished yet is counted beside the estimate)."""
+    from flatcompress.sweep.eta import estimates
+
     states = job_states(jobs, state)
     counts = {s: sum(v == s for v in states.values()) for s in STATES}
-    runs = {j.id for j in jobs if j.method != "reproduce"}
     done = {j: json.loads((state / f"{j}.done").read_text()) for j, s in states.items() if s == "done"}
-    seconds = [d.get("wall_time_s") or d.get("seconds", 0) for j, d in done.items() if j in runs]  # a record's own time
-    left = {s: sum(v == s for j, v in states.items() if j in runs) for s in ("waiting", "running")}
-    notebooks = sum(v in ("waiting", "running") for j, v in states.items() if j not in runs)
+    measured = {job.id: done_minutes(job, done[job.id]) for job in jobs if job.id in done}
+    guessed = estimates(jobs, measured)
+    share = {"waiting": 1.0, "running": 0.5}
+    left = [(guessed[j], share[s]) for j, s in states.items() if s in share]
     line = ", ".join(f"{n} {s}" for s, n in counts.items())
-    if seconds and left["waiting"] + left["running"]:
-        mean = sum(seconds) / len(seconds)
-        line += f"; about {mean * (left['waiting'] + left['running'] / 2) / 60 / workers:.0f} min left"
-    if notebooks:
-        line += f" + {notebooks} chapter notebook(s), not estimated (the runs they add are not in the plan)"
+    if left:
+        known = sum(m * w for m, w in left if m is not None)
+        line += f"; about {known / workers:.0f} min left"
+        unknown = sum(m is None for m, _ in left)
+        line += f" + {unknown} job(s) like none finished yet, not estimated" if unknown else ""
     untrained = untrained_jobs(done)
     if untrained:
         line += f"; DID NOT TRAIN: {', '.join(untrained)}"
     return f"[sweep {time.strftime('%H:%M')}, {(time.time() - started) / 60:.0f} min] {line}"
+
+
+def done_minutes(job: Job, summary: dict) -> float:
+    """A finished job's minutes from its summary (`<id>.done`): its record's compute time, or, for a chapter's
+    notebook and a summary written before summaries held it, the job's own wall time (an IMP job's from its
+    record)."""
+    if summary.get("minutes") is not None:
+        return summary["minutes"]
+    if job.method == "imp" and summary.get("record") and Path(summary["record"]).is_file():
+        return _imp_minutes(summary["record"])
+    return (summary.get("wall_time_s") or summary.get("seconds") or 0.0) / 60
+
+
+@functools.lru_cache(maxsize=None)
+def _imp_minutes(record: str) -> float:
+    """An IMP record's minutes (read once per sweep: a finished record does not change)."""
+    from flatcompress.records import read_record
+    from flatcompress.sweep.eta import record_minutes
+
+    return record_minutes(read_record(record)) or 0.0
 
 
 def untrained_jobs(done: dict[str, dict]) -> dict[str, str]:
