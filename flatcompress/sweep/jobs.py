@@ -119,9 +119,9 @@ def execute(job: Job, compute: bool = True) -> dict[str, Any]:
         chapter = dataclasses.replace(chapter, compute=False)  # the smoke tier opens with compute=True
     result = getattr(chapter, job.method)(**job.args)
     record = getattr(result, "record", result)
-    path = record.get("path") or str(getattr(result, "path", ""))
-    summary = {"record": path, "score": record.get("score"), "wall_time_s": record.get("wall_time_s"),
-               "minutes": record_minutes(record), "cached": getattr(result, "cached", None)}
+    summary = {"record": record.get("path") or str(getattr(result, "path", "")), "score": record.get("score"),
+               "wall_time_s": record.get("wall_time_s"), "minutes": record_minutes(record),
+               "cached": getattr(result, "cached", None)}
     if record.get("kind") == "finetune" and not record.get("masks"):  # a full model: did it train?
         from flatcompress.stats import record_health
 
