@@ -140,6 +140,42 @@ def test_sharpness_record_for_a_finetuned_run(smoke_config, tmp_path, monkeypatc
     assert again["sharpness"] == record["sharpness"]
 
 
+def test_a_killed_sharpness_measurement_resumes_after_its_last_finished_epsilon(smoke_config, tmp_path, monkeypatch):
+    from flatcompress import finetune
+    from flatcompress.flatness import sharpness
+    from flatcompress.flatness.sharpness_records import measure_sharpness
+
+    settings = {"dim": 8, "n_examples": 16, "maxiter": 2, "hessian_iters": 3}
+    run = finetune(smoke_config(), results_dir=tmp_path / "whole", progress=False, save_checkpoint=True)
+    whole = measure_sharpness(run, results_dir=tmp_path / "whole", **settings)  # uninterrupted
+    run = finetune(smoke_config(), results_dir=tmp_path / "killed", progress=False, save_checkpoint=True)
+    searched = []
+    real = sharpness.epsilon_sharpness
+
+    def killed_at_the_second(model, loss_fn, eps, *args):
+        if len(searched) == 1:
+            raise KeyboardInterrupt  # the process is stopped during the second ε's search
+        searched.append(eps)
+        return real(model, loss_fn, eps, *args)
+
+    monkeypatch.setattr(sharpness, "epsilon_sharpness", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        measure_sharpness(run, results_dir=tmp_path / "killed", **settings)
+    written = list((tmp_path / "killed" / "sharpness").rglob("*.json"))
+    partial = [p for p in written if p.name.endswith(".partial.json")]
+    assert searched == [5e-3] and len(partial) == 1 and written == partial  # no record yet, the first ε kept
+
+    def resumed(model, loss_fn, eps, *args):
+        searched.append(eps)
+        return real(model, loss_fn, eps, *args)
+
+    monkeypatch.setattr(sharpness, "epsilon_sharpness", resumed)
+    again = measure_sharpness(run, results_dir=tmp_path / "killed", **settings)
+    assert searched == [5e-3, 1e-3, 5e-4]  # the finished ε is not searched again
+    assert again["sharpness"] == whole["sharpness"] and again["key"] == whole["key"]  # resumed = uninterrupted
+    assert again["hessian_top_eigenvalue"] == whole["hessian_top_eigenvalue"] and not partial[0].exists()
+
+
 def test_batch_by_batch_gradients_and_hessian_products_equal_the_whole_loss():
     """`batches_loss` hands out one term per batch; taking gradients and H v term by term (the memory of one
     batch) gives what the summed loss gives."""

@@ -201,14 +201,26 @@ def epsilon_sharpness(model: torch.nn.Module, loss_fn: LossFn, epsilon: float, d
 
 def sharpness_table(model: torch.nn.Module, loss_fn: LossFn, epsilons: Sequence[float] = PAPER_EPSILONS,
                     dim: int | None = 100, seed: int = 0, maxiter: int = 10, cache_gib: float = 6.0,
-                    masks: Masks | None = None) -> dict[float, float]:
+                    masks: Masks | None = None, done: Mapping[float, float] | None = None,
+                    save: Callable[[dict[float, float]], None] | None = None) -> dict[float, float]:
     """φ(ε) for each ε, sharing one random subspace (kept in memory within `cache_gib`, see RandomSubspace);
-    with `masks`, over the weights they keep."""
-    params = _trainable(model)
-    kept = _kept(model, masks)
-    n = sum(p.numel() for p in params) if kept is None else kept.numel()
-    subspace = RandomSubspace(n, dim, seed, cache_gib=cache_gib, device=params[0].device) if dim is not None else None
-    return {eps: epsilon_sharpness(model, loss_fn, eps, dim, seed, maxiter, subspace, masks) for eps in epsilons}
+    with `masks`, over the weights they keep.
+
+    Each ε's search starts from the model's weights and restores them, so the searches are independent: `done`
+    holds the φ of an interrupted measurement's finished ε (they are not searched again), and `save` receives every
+    φ found so far after each ε (what a resumed measurement passes back as `done`)."""
+    found = dict(done or {})
+    todo = [eps for eps in epsilons if eps not in found]
+    if todo:
+        params = _trainable(model)
+        kept = _kept(model, masks)
+        n = sum(p.numel() for p in params) if kept is None else kept.numel()
+        subspace = None if dim is None else RandomSubspace(n, dim, seed, cache_gib=cache_gib, device=params[0].device)
+    for eps in todo:
+        found[eps] = epsilon_sharpness(model, loss_fn, eps, dim, seed, maxiter, subspace, masks)
+        if save is not None:
+            save(found)
+    return {eps: found[eps] for eps in epsilons}
 
 
 def hessian_top_eigenvalue(model: torch.nn.Module, loss_fn: LossFn, iters: int = 20, tol: float = 1e-3,

@@ -4,11 +4,13 @@
 checkpoint), evaluates the ε-sharpness at the paper's three ε and the top Hessian eigenvalue on
 the first `n_examples` of the task's main validation split (Mehta et al. evaluate on held-out
 data), and writes `<results_dir>/sharpness/<task>/<run stem>-<key>.json`. The record names the
-fine-tuning record it measured; an existing record is returned instead of measuring again.
+fine-tuning record it measured; an existing record is returned instead of measuring again. A measurement that is
+killed resumes after its last finished ε (each ε's search is independent of the others).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,7 +19,7 @@ from flatcompress.data import pad_collate, run_inputs
 from flatcompress.masks import Masks, masks_fingerprint, masks_sparsity
 from flatcompress.flatness.sharpness import PAPER_EPSILONS, batches_loss, hessian_top_eigenvalue, sharpness_table
 from flatcompress.provenance import provenance
-from flatcompress.records import find_measurement, run_reference, write_record
+from flatcompress.records import atomic_write, find_measurement, run_reference, write_record
 from flatcompress.training import FinetuneResult
 
 __all__ = ["measure_sharpness", "FULL_SPACE_BYTES_PER_PARAMETER", "FULL_SPACE_MAX_PARAMETERS", "full_space_bytes",
@@ -76,13 +78,26 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
     if found is not None:
         return found
     start = time.perf_counter()
+    # an interrupted measurement left the φ of its finished ε, and the seconds they took, in `.partial.json`
+    partial = path.with_suffix(".partial.json") if path is not None else None
+    saved = json.loads(partial.read_text()) if partial is not None and partial.exists() and not overwrite else {}
+    saved = saved if saved.get("key") == key else {}
+    earlier = saved.get("seconds", 0.0)
+
+    def save(found: dict[float, float]) -> None:
+        text = json.dumps({"key": key, "sharpness": {f"{eps!r}": v for eps, v in found.items()},
+                           "seconds": earlier + time.perf_counter() - start})
+        atomic_write(partial, lambda fh: fh.write(text.encode("utf-8")))
+
     model = result.load_model(device)
     inputs = run_inputs(result.config, max_train_examples=1, max_eval_examples=n_examples)
     features = inputs.main_eval
     batches = [pad_collate(features[i:i + batch_size], inputs.pad_id)
                for i in range(0, len(features), batch_size)]
     loss_fn = batches_loss(batches)
-    table = sharpness_table(model, loss_fn, epsilons, dim, seed, maxiter, cache_gib, masks)
+    table = sharpness_table(model, loss_fn, epsilons, dim, seed, maxiter, cache_gib, masks,
+                            done={float(eps): v for eps, v in saved.get("sharpness", {}).items()},
+                            save=save if partial is not None else None)
     record = {
         "kind": "sharpness",
         "key": key,
@@ -95,9 +110,10 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
         "hessian_top_eigenvalue": hessian_top_eigenvalue(model, loss_fn, hessian_iters, seed=seed, masks=masks),
         **({"masks_sparsity": masks_sparsity(masks)} if masks is not None else {}),
         "n_examples": len(features),
-        "wall_time_s": time.perf_counter() - start,
+        "wall_time_s": earlier + time.perf_counter() - start,
         "provenance": provenance(next(model.parameters()).device),
     }
     if path is not None:
         write_record(path, record, overwrite=overwrite)
+        partial.unlink(missing_ok=True)
     return {**record, "path": str(path) if path else None}
