@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -209,6 +210,24 @@ def test_a_sweep_names_the_runs_that_did_not_train(local_sweep, tmp_path, capsys
     assert "; about 1 min left;" in line and "not estimated" not in line
     report(jobs, tmp_path, time.time())
     assert "rt-1: DID NOT TRAIN (predicts a single class)" in capsys.readouterr().out
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: every process has one thread anyway")
+def test_a_job_and_the_processes_it_starts_use_the_sweeps_thread_count(tmp_path, monkeypatch):
+    from flatcompress.sweep import runner
+
+    def child_threads(job):  # what a chapter notebook's kernel does: a new process that imports torch
+        out = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                             capture_output=True, text=True, check=True).stdout
+        return {"record": "", "score": None, "threads": int(out)}
+
+    monkeypatch.setattr(runner, "execute", child_threads)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")
+    job = Job("nb", "tickets-travel", "smoke", "reproduce", {"seeds": [0]}, results_dir=str(tmp_path))
+    assert runner.try_run(job, tmp_path / "state", threads=1) == "done"  # a new process gets every core by default
+    assert json.loads((tmp_path / "state" / "nb.done").read_text())["threads"] == 1
+    assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "7"  # restored afterwards
 
 
 def test_the_time_left_counts_imp_rounds_and_the_runs_a_notebook_adds(tmp_path):

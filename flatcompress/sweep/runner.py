@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import time
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from flatcompress.sweep.jobs import Job, execute
 from flatcompress.sweep.locks import claim, is_held, lock_dir, release
@@ -71,7 +72,7 @@ def try_run(job: Job, state: Path, threads: int | None = None, stale_after: floa
     start = time.time()
     try:
         with open(state / f"{job.id}.log", "a") as log:
-            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _thread_env(threads):
                 result = execute(job)
         result["seconds"] = time.time() - start
         (state / f"{job.id}.done").write_text(json.dumps(result, default=str) + "\n")
@@ -82,6 +83,24 @@ def try_run(job: Job, state: Path, threads: int | None = None, stale_after: floa
     finally:
         release(lock)
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _thread_env(threads: int | None) -> Iterator[None]:
+    """`threads` for the processes a job starts, too (a chapter notebook's kernel): they read the thread count from
+    the environment, not from this process's torch. Restored afterwards."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {n: os.environ.get(n) for n in names}
+    if threads:
+        os.environ.update({n: str(threads) for n in names})
+    try:
+        yield
+    finally:
+        for n, value in saved.items():
+            if value is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = value
 
 
 def run_job(job: Job, state: Path, threads: int | None = None, stale_after: float | None = None,
