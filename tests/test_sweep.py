@@ -261,8 +261,12 @@ def test_the_time_left_counts_imp_rounds_and_the_runs_a_notebook_adds(tmp_path):
     expected = 2.0 + 6.0 + job_passes(notebook, get_profile("smoke")) * per_pass
     assert job_passes(notebook, get_profile("smoke")) > 0
     assert f"about {expected / 2:.0f} min left" in summary(jobs, state, time.time(), workers=2)
-    sharpness = job("sharp-0", "sharpness", "train-flat", seed=0)  # nothing like it has finished
-    line = summary([*jobs, sharpness], state, time.time(), workers=2)
+    # nothing like a sharpness search has finished: it is estimated from its size, as the notebook is
+    sharpness = job("sharp-0", "sharpness", "train-flat", seed=0)
+    with_sharpness = expected + job_passes(sharpness, get_profile("smoke")) * per_pass
+    assert f"about {with_sharpness / 2:.0f} min left" in summary([*jobs, sharpness], state, time.time(), workers=2)
+    replay = job("replay-0", "dropout_replay", "train-flat", seed=0)  # neither measured nor sized
+    line = summary([*jobs, replay], state, time.time(), workers=2)
     assert f"about {expected / 2:.0f} min left + 1 job(s) like none finished yet, not estimated" in line
 
 

@@ -5,10 +5,10 @@
 - A run without a record is estimated at the median of the measured runs like it: the same call but for the seed
   if there are any (an IMP chain's rewinding and ℓ1, a full-space sharpness search), else the same method, task
   and optimizer, else the same method (`estimates`).
-- A chapter's per-seed notebook (a `reproduce` job) makes runs the plan does not list: the masked fine-tunes of
-  Table 6 and the ticket transfers. It is estimated from its size, the example passes that
-  `flatcompress.book.costs.job_passes` counts for it, at the minutes per pass the tier's finished fine-tuning runs
-  took. A chapter's closing notebook computes nothing that its runs and per-seed notebooks did not: 0 minutes.
+- Otherwise a job is estimated from its size: the example passes that `flatcompress.book.costs.job_passes` counts
+  for it, at the minutes per pass the tier's finished fine-tuning runs took. So is a chapter's per-seed notebook (a
+  `reproduce` job), which makes runs the plan does not list (the masked fine-tunes of Table 6, the ticket
+  transfers). A chapter's closing notebook computes nothing that its runs and per-seed notebooks did not: 0 minutes.
 """
 
 from __future__ import annotations
@@ -53,14 +53,16 @@ def estimates(jobs: Sequence[Job], measured: Mapping[str, float]) -> dict[str, f
                 per_pass.append(measured[job.id] / _passes(job))
     out: dict[str, float | None] = {}
     for job in jobs:
+        same = None if job.method == "reproduce" else next((like[k] for k in _kinds(job) if k in like), None)
         if job.id in measured:
             out[job.id] = measured[job.id]
-        elif job.method == "reproduce":
-            closing = job.id == f"chapter-{job.chapter}"
-            out[job.id] = 0.0 if closing else _passes(job) * median(per_pass) if per_pass else None
+        elif job.id == f"chapter-{job.chapter}":
+            out[job.id] = 0.0
+        elif same:
+            out[job.id] = median(same)
         else:
-            same = next((like[k] for k in _kinds(job) if k in like), None)
-            out[job.id] = median(same) if same else None
+            size = _passes(job)
+            out[job.id] = size * median(per_pass) if per_pass and (size > 0 or job.method == "reproduce") else None
     return out
 
 
