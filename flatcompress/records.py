@@ -18,8 +18,8 @@ from typing import Any, BinaryIO, Callable, Iterator, Sequence
 from flatcompress.config import FinetuneConfig
 from flatcompress.errors import MissingRecordError, RecordExistsError
 
-__all__ = ["atomic_write", "config_key", "record_path", "write_record", "read_record", "iter_records", "look_up",
-           "find_measurement", "run_reference"]
+__all__ = ["atomic_write", "config_key", "record_path", "write_record", "read_record", "read_partial", "write_partial",
+           "iter_records", "look_up", "find_measurement", "run_reference"]
 
 SCHEMA_VERSION = 1
 
@@ -69,10 +69,25 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any], overwrite: 
     return path
 
 
+def read_partial(record_path: Path | None) -> dict[str, Any]:
+    """What an interrupted measurement saved next to its record (`<record>.partial.json`, ignored by git); {} when
+    it saved nothing (or has no results folder)."""
+    partial = None if record_path is None else record_path.with_suffix(".partial.json")
+    return json.loads(partial.read_text()) if partial is not None and partial.exists() else {}
+
+
+def write_partial(record_path: Path, state: dict[str, Any]) -> None:
+    """Save an unfinished measurement's `state` next to its record, atomically (`read_partial` reads it back)."""
+    atomic_write(record_path.with_suffix(".partial.json"), lambda fh: fh.write(json.dumps(state).encode("utf-8")))
+
+
 def write_record(path: str | Path, record: dict[str, Any], overwrite: bool = False) -> Path:
-    """Write `record` to `path` atomically (`atomic_write`); an existing record only with `overwrite=True`."""
+    """Write `record` to `path` atomically (`atomic_write`); an existing record only with `overwrite=True`. What its
+    measurement saved while unfinished (`write_partial`) is removed."""
     text = json.dumps({"schema": SCHEMA_VERSION, **record}, indent=1, default=str) + "\n"
-    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), overwrite)
+    written = atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), overwrite)
+    written.with_suffix(".partial.json").unlink(missing_ok=True)
+    return written
 
 
 def read_record(path: str | Path) -> dict[str, Any]:

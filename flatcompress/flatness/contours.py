@@ -18,7 +18,6 @@ in a snapshot, so a killed run continues where it stopped.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from flatcompress.metrics import METRICS
 from flatcompress.models import load_model
 from flatcompress.provenance import provenance
 from flatcompress.pruning.magnitude import head_names
-from flatcompress.records import atomic_write, find_measurement, run_reference, write_record
+from flatcompress.records import find_measurement, read_partial, run_reference, write_partial, write_record
 from flatcompress.tasks import get_task
 from flatcompress.training import FinetuneResult
 
@@ -166,10 +165,8 @@ def measure_contours(adam: FinetuneResult, sam: FinetuneResult, head: str = "sam
                 predictions.append(logits[:, 0] if task.kind == "regression" else logits.argmax(-1))
         return loss, METRICS[task.main_metric](labels, torch.cat(predictions).cpu().numpy())
 
-    partial = path.with_suffix(".partial.json") if path is not None else None
-    done = json.loads(partial.read_text())["rows"] if partial is not None and partial.exists() else None
-    save = (lambda rows: atomic_write(partial, lambda fh: fh.write(json.dumps({"rows": rows}).encode()))) \
-        if partial is not None else None
+    done = read_partial(path).get("rows")
+    save = (lambda rows: write_partial(path, {"rows": rows})) if path is not None else None
     rows = evaluate_plane(model, plane, a_values, b_values, score, done, save)
     record = {"kind": "contours", "key": key, "settings": settings, "config": sam.record["config"],
               "adam_record": run_reference(adam.path, results_dir), "sam_record": run_reference(sam.path, results_dir),
@@ -180,5 +177,4 @@ def measure_contours(adam: FinetuneResult, sam: FinetuneResult, head: str = "sam
               "wall_time_s": time.perf_counter() - start, "provenance": provenance(next(model.parameters()).device)}
     if path is not None:
         write_record(path, record)
-        partial.unlink(missing_ok=True)
     return {**record, "path": str(path) if path else None}

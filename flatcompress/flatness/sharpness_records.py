@@ -10,7 +10,6 @@ killed resumes after its last finished ε (each ε's search is independent of th
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,7 +18,7 @@ from flatcompress.data import pad_collate, run_inputs
 from flatcompress.masks import Masks, masks_fingerprint, masks_sparsity
 from flatcompress.flatness.sharpness import PAPER_EPSILONS, batches_loss, hessian_top_eigenvalue, sharpness_table
 from flatcompress.provenance import provenance
-from flatcompress.records import atomic_write, find_measurement, run_reference, write_record
+from flatcompress.records import find_measurement, read_partial, run_reference, write_partial, write_record
 from flatcompress.training import FinetuneResult
 
 __all__ = ["measure_sharpness", "FULL_SPACE_BYTES_PER_PARAMETER", "FULL_SPACE_MAX_PARAMETERS", "full_space_bytes",
@@ -78,16 +77,13 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
     if found is not None:
         return found
     start = time.perf_counter()
-    # an interrupted measurement left the φ of its finished ε, and the seconds they took, in `.partial.json`
-    partial = path.with_suffix(".partial.json") if path is not None else None
-    saved = json.loads(partial.read_text()) if partial is not None and partial.exists() and not overwrite else {}
-    saved = saved if saved.get("key") == key else {}
+    # an interrupted measurement left the φ of its finished ε, and the seconds they took (the path holds the key)
+    saved = {} if overwrite else read_partial(path)
     earlier = saved.get("seconds", 0.0)
 
     def save(found: dict[float, float]) -> None:
-        text = json.dumps({"key": key, "sharpness": {f"{eps!r}": v for eps, v in found.items()},
-                           "seconds": earlier + time.perf_counter() - start})
-        atomic_write(partial, lambda fh: fh.write(text.encode("utf-8")))
+        write_partial(path, {"sharpness": {f"{eps!r}": v for eps, v in found.items()},
+                             "seconds": earlier + time.perf_counter() - start})
 
     model = result.load_model(device)
     inputs = run_inputs(result.config, max_train_examples=1, max_eval_examples=n_examples)
@@ -97,7 +93,7 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
     loss_fn = batches_loss(batches)
     table = sharpness_table(model, loss_fn, epsilons, dim, seed, maxiter, cache_gib, masks,
                             done={float(eps): v for eps, v in saved.get("sharpness", {}).items()},
-                            save=save if partial is not None else None)
+                            save=save if path is not None else None)
     record = {
         "kind": "sharpness",
         "key": key,
@@ -115,5 +111,4 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
     }
     if path is not None:
         write_record(path, record, overwrite=overwrite)
-        partial.unlink(missing_ok=True)
     return {**record, "path": str(path) if path else None}

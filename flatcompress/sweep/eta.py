@@ -49,8 +49,9 @@ def estimates(jobs: Sequence[Job], measured: Mapping[str, float]) -> dict[str, f
         if job.id in measured and job.method != "reproduce":
             for kind in _kinds(job):
                 like.setdefault(kind, []).append(measured[job.id])
-            if job.method == "finetune" and _passes(job) > 0:
-                per_pass.append(measured[job.id] / _passes(job))
+            size = _passes(job) if job.method == "finetune" else 0.0
+            if size > 0:
+                per_pass.append(measured[job.id] / size)
     out: dict[str, float | None] = {}
     for job in jobs:
         same = None if job.method == "reproduce" else next((like[k] for k in _kinds(job) if k in like), None)
@@ -58,7 +59,7 @@ def estimates(jobs: Sequence[Job], measured: Mapping[str, float]) -> dict[str, f
             out[job.id] = measured[job.id]
         elif job.id == f"chapter-{job.chapter}":
             out[job.id] = 0.0
-        elif same:
+        elif same is not None:
             out[job.id] = median(same)
         else:
             size = _passes(job)

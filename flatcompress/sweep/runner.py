@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 from flatcompress.sweep.jobs import Job, execute
 from flatcompress.sweep.locks import claim, is_held, lock_dir, release
 
-__all__ = ["STATES", "state_dir", "run_lock", "job_states", "try_run", "run_job", "summary", "done_minutes",
+__all__ = ["STATES", "state_dir", "run_lock", "job_states", "try_run", "run_job", "summary", "done_summaries", "done_minutes",
            "untrained_jobs", "report"]
 
 STATES = ("done", "running", "waiting", "failed", "blocked")
@@ -118,7 +118,7 @@ def summary(jobs: Sequence[Job], state: Path, started: float, workers: int = 1) 
 
     states = job_states(jobs, state)
     counts = {s: sum(v == s for v in states.values()) for s in STATES}
-    done = {j: json.loads((state / f"{j}.done").read_text()) for j, s in states.items() if s == "done"}
+    done = done_summaries(states, state)
     measured = {job.id: done_minutes(job, done[job.id]) for job in jobs if job.id in done}
     guessed = estimates(jobs, measured)
     share = {"waiting": 1.0, "running": 0.5}
@@ -133,6 +133,11 @@ def summary(jobs: Sequence[Job], state: Path, started: float, workers: int = 1) 
     if untrained:
         line += f"; DID NOT TRAIN: {', '.join(untrained)}"
     return f"[sweep {time.strftime('%H:%M')}, {(time.time() - started) / 60:.0f} min] {line}"
+
+
+def done_summaries(states: dict[str, str], state: Path) -> dict[str, dict]:
+    """The summaries (`<id>.done`) of the finished jobs among `states`, by job id."""
+    return {j: json.loads((state / f"{j}.done").read_text()) for j, s in states.items() if s == "done"}
 
 
 def done_minutes(job: Job, summary: dict) -> float:
@@ -170,7 +175,6 @@ def report(jobs: Sequence[Job], state: Path, started: float) -> dict[str, str]:
             print(f"  {job_id}: failed ({state / (job_id + '.failed')}; log {state / (job_id + '.log')})", flush=True)
         elif s == "blocked":
             print(f"  {job_id}: blocked (a job it waits for failed)", flush=True)
-    done = {j: json.loads((state / f"{j}.done").read_text()) for j, s in states.items() if s == "done"}
-    for job_id, reason in untrained_jobs(done).items():
+    for job_id, reason in untrained_jobs(done_summaries(states, state)).items():
         print(f"  {job_id}: DID NOT TRAIN ({reason}); the chapters leave its model out of every verdict", flush=True)
     return states
