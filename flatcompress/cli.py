@@ -214,9 +214,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             raise ValueError("name a --profile (or a --plan file)")
         plan = sweep_plan(_selection(args), args.name)
     print(f"plan: {plan}")
-    hours = args.break_locks_after
+    stale = args.break_locks_after
     states = sweep(plan, args.engine, args.workers, args.threads_per_run, args.gpus_per_run, args.address,
-                   hours * 3600 if hours is not None else None, args.poll, slurm)
+                   stale * 3600 if stale is not None else None, args.poll, slurm, args.hours)
     return 1 if any(s in ("failed", "blocked") for s in states.values()) else 0
 
 
@@ -310,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"),
                     help="slurm: submitit's executor (default: slurm when sbatch exists; local runs without Slurm)")
     sw.add_argument("--poll", type=float, default=60.0, help="seconds between progress lines (default 60)")
+    sw.add_argument("--hours", type=float, help="a time budget: start no job expected to end more than HOURS after "
+                    "the sweep's start (at the times of finished jobs like it); the rest waits for the next sweep")
     sw.set_defaults(func=_cmd_sweep)
     au = sub.add_parser("audit", help="check every result record: schema, keys, no machine paths, predictions")
     au.add_argument("--results-dir", default="results", help="the folder of tiers to check (default: results)")

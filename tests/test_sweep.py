@@ -20,7 +20,7 @@ from flatcompress.records import iter_records, write_record
 from flatcompress.sweep import describe, load_plan, sweep, sweep_plan, tier_plan, write_plan
 from flatcompress.sweep.jobs import Job
 from flatcompress.sweep.local import run
-from flatcompress.sweep.runner import job_states, run_lock
+from flatcompress.sweep.runner import job_states, run_job, run_lock
 
 
 def _job(i, results, **kw):
@@ -270,6 +270,38 @@ def test_the_time_left_counts_imp_rounds_and_the_runs_a_notebook_adds(tmp_path):
     assert f"about {expected / 2:.0f} min left + 1 job(s) like none finished yet, not estimated" in line
 
 
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_a_time_budget_starts_only_the_jobs_that_fit_and_the_next_sweep_goes_on(tmp_path, monkeypatch, capsys,
+                                                                                engine):
+    from flatcompress.sweep import ray_engine
+
+    results = tmp_path / "results"
+    # two calls, each measured once: a long one (seed 0, 600 min) and a short one (one epoch, 0.01 min); the plan
+    # asks for each again with seed 1, the long one first
+    def short(seed):
+        return Job(f"short-{seed}", "train-flat", "smoke", "finetune",
+                   {"task": "rotten_tomatoes", "seed": seed, "epochs": 1}, results_dir=str(results))
+    jobs = [_job(0, results), short(0), _job(2, results, args={"seed": 1}), short(1)]
+    plan = write_plan(tmp_path / "plan.json", jobs)
+    state = tmp_path / "plan.json.state"
+    state.mkdir()
+    (state / "rt-0.done").write_text(json.dumps({"minutes": 600.0}))
+    (state / "short-0.done").write_text(json.dumps({"minutes": 0.01}))
+    if engine == "ray":  # the driver's loop, in this process (`_FakeRay`), with the real job runner
+        monkeypatch.setattr(ray_engine, "_ray", lambda: _FakeRay(2))
+        monkeypatch.setattr(ray_engine, "run_job", lambda job, state, threads, stale: run_job(job, state, threads))
+    states = sweep(plan, engine, workers=1, threads=1, poll=1, hours=1.0)
+    assert states == {"rt-0": "done", "short-0": "done", "rt-2": "waiting", "short-1": "done"}
+    assert "1 job(s) not started: expected to end after the 1 h given (--hours)" in capsys.readouterr().out
+    assert sweep(plan, engine, workers=1, threads=1, poll=1, hours=1.0) == states  # still too long: nothing new
+    (state / "rt-0.done").write_text(json.dumps({"minutes": 0.01}))  # now it fits
+    assert set(sweep(plan, engine, workers=1, threads=1, poll=1, hours=1.0).values()) == {"done"}
+    for bad, message in (({"hours": 0}, "--hours must be > 0, got 0"),
+                         ({"engine": "slurm", "hours": 1}, "--hours is for the local and ray engines")):
+        with pytest.raises(ValueError, match=message):
+            sweep(plan, **{"engine": "local", **bad})
+
+
 def test_every_task_but_question_answering_gets_its_loss_contours_once():
     from flatcompress.profiles import PROFILES
 
@@ -387,6 +419,40 @@ def test_the_ray_engine_submits_in_the_plans_order_and_records_a_crashed_task(tm
     assert ray_engine.capacity({"CPU": 16.0, "GPU": 1.0}, threads=2, gpus=0.25) == 4
     assert ray_engine.capacity({"CPU": 16.0}, threads=4, gpus=0) == 4
     assert ray_engine.capacity({"CPU": 1.0}, threads=4, gpus=0) == 1
+
+def test_two_jobs_that_would_train_the_same_lost_weights_again_do_not_run_at_once(tmp_path, monkeypatch):
+    from flatcompress.sweep import ray_engine
+
+    # ft-a's record is there but not its weights (a fresh checkout): each job after it trains it again first, so
+    # x-2 waits for x-1 to keep them; ft-b's weights are kept, so y-1 starts at once, ahead of x-2
+    records = {}
+    for name, kept in (("a", False), ("b", True)):
+        records[name] = tmp_path / f"ft-{name}.json"
+        records[name].write_text("{}")
+        if kept:
+            records[name].with_suffix(".safetensors").write_text("")
+    state = tmp_path / "state"
+    state.mkdir()
+    jobs = [Job(f"ft-{n}", "train-flat", "smoke", "finetune", {"task": "rotten_tomatoes", "seed": i},
+                results_dir=str(tmp_path))
+            for i, n in enumerate("ab")]
+    for name, after in (("x-1", "ft-a"), ("x-2", "ft-a"), ("y-1", "ft-b")):
+        jobs.append(Job(name, "pruning-without-retraining", "smoke", "one_shot",
+                        {"task": "rotten_tomatoes", "seed": int(name[-1])},
+                        results_dir=str(tmp_path), after=(after,)))
+    for n in "ab":
+        (state / f"ft-{n}.done").write_text(json.dumps({"record": str(records[n]), "minutes": 1.0}))
+
+    def fake_run_job(job, state, threads, stale_after):
+        (state / f"{job.id}.done").write_text("{}")
+        return "done"
+
+    fake = _FakeRay(2)
+    monkeypatch.setattr(ray_engine, "_ray", lambda: fake)
+    monkeypatch.setattr(ray_engine, "run_job", fake_run_job)
+    assert set(ray_engine.run(jobs, state, workers=2).values()) == {"done"}
+    assert fake.started == ["x-1", "y-1", "x-2"]  # in the plan's order otherwise: x-1, x-2, y-1
+
 
 def test_the_paper_tier_runs_imp_on_the_other_models_at_their_cost():
     from flatcompress.book import costs

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -45,12 +46,15 @@ def sweep_plan(jobs: Sequence[Job], name: str | None = None) -> Path:
 
 def sweep(plan: str | Path, engine: str | None = None, workers: int = 2, threads: int = 1, gpus: float = 0.0,
           address: str | None = None, stale_after: float | None = None, poll: float = 60.0,
-          slurm: dict[str, Any] | None = None) -> dict[str, str]:
+          slurm: dict[str, Any] | None = None, hours: float | None = None) -> dict[str, str]:
     """Run the plan file `plan` with `engine` (default: `default_engine()`); returns each job's final state.
 
     `workers` runs at once, `threads` CPU threads and `gpus` GPUs each (Ray: a fraction packs runs on a GPU);
     `address` joins a running Ray cluster; `stale_after` seconds breaks other hosts' older locks; `slurm` holds
-    the Slurm options (`partition`, `time_min`, `mem_gb`, `cluster`: "local" or "debug" runs without Slurm)."""
+    the Slurm options (`partition`, `time_min`, `mem_gb`, `cluster`: "local" or "debug" runs without Slurm).
+    `hours` is a time budget (a Colab session, a cluster allocation): no job is started that is expected to end
+    later than `hours` after the sweep's start (`flatcompress.sweep.eta`'s estimates), so the time left goes to the
+    jobs that fit and none is cut off midway; the rest stays waiting for the next sweep of the same plan."""
     engine = engine or default_engine()
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
@@ -61,18 +65,28 @@ def sweep(plan: str | Path, engine: str | None = None, workers: int = 2, threads
         raise ValueError("--address joins a Ray cluster: it needs --engine ray")
     if slurm and engine != "slurm":
         raise ValueError("Slurm options need --engine slurm")
+    if hours is not None and (engine == "slurm" or hours <= 0):
+        raise ValueError(f"--hours must be > 0, got {hours}" if hours <= 0 else
+                         "--hours is for the local and ray engines; Slurm limits each job itself (--time-min)")
+    deadline = None if hours is None else time.time() + 3600 * hours
     plan = Path(plan)
     jobs, state = load_plan(plan), state_dir(plan)
     state.mkdir(parents=True, exist_ok=True)
+    if engine == "slurm":
+        from flatcompress.sweep import slurm as slurm_engine
+
+        return slurm_engine.run(jobs, state, workers, threads, int(gpus), stale_after=stale_after, poll=poll,
+                                **(slurm or {}))
     if engine == "local":
         from flatcompress.sweep import local
 
-        return local.run(plan, workers, threads, state, poll, stale_after)
-    if engine == "ray":
+        states = local.run(plan, workers, threads, state, poll, stale_after, deadline)
+    else:
         from flatcompress.sweep import ray_engine
 
-        return ray_engine.run(jobs, state, workers, threads, gpus, address, stale_after, poll)
-    from flatcompress.sweep import slurm as slurm_engine
-
-    return slurm_engine.run(jobs, state, workers, threads, int(gpus), stale_after=stale_after, poll=poll,
-                            **(slurm or {}))
+        states = ray_engine.run(jobs, state, workers, threads, gpus, address, stale_after, poll, deadline)
+    left = [j for j, s in states.items() if s == "waiting"]
+    if deadline is not None and left:
+        print(f"  {len(left)} job(s) not started: expected to end after the {hours:g} h given (--hours); run the same "
+              f"sweep again to go on", flush=True)
+    return states

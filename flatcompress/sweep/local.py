@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from flatcompress.sweep.jobs import load_plan
-from flatcompress.sweep.runner import job_states, report, state_dir, summary, try_run
+from flatcompress.sweep.runner import job_states, report, startable, state_dir, summary, try_run
 
 __all__ = ["work", "run"]
 
@@ -36,8 +36,9 @@ def _import_everything() -> None:
 
 
 def work(plan: str | Path, state: str | Path | None = None, threads: int = 1, poll: float = 1.0,
-         stale_after: float | None = None) -> int:
-    """One worker: run jobs until none is left that it could run; returns how many it ran."""
+         stale_after: float | None = None, deadline: float | None = None) -> int:
+    """One worker: run jobs until none is left that it could run (`runner.startable`: none that would end after
+    `deadline`, seconds since the epoch); returns how many it ran."""
     _import_everything()
     plan = Path(plan)
     jobs, folder = load_plan(plan), state_dir(plan, state)
@@ -46,6 +47,7 @@ def work(plan: str | Path, state: str | Path | None = None, threads: int = 1, po
     while True:
         states = job_states(jobs, folder, stale_after)
         ready = [j for j in jobs if states[j.id] == "waiting" and all(states[a] == "done" for a in j.after)]
+        ready = startable(ready, jobs, folder, [j for j in jobs if states[j.id] == "running"], deadline)
         for job in ready:
             print(f"[{job.id}] started", flush=True)
             outcome = try_run(job, folder, threads, stale_after)
@@ -55,15 +57,16 @@ def work(plan: str | Path, state: str | Path | None = None, threads: int = 1, po
                 break
             print(f"[{job.id}] taken by another worker", flush=True)
         else:
-            if any(s in ("running", "waiting") for s in states.values()):
+            if "running" in states.values() or (deadline is None and "waiting" in states.values()):
                 time.sleep(poll)  # runs that other workers (or sweeps) hold, and what waits for them
                 continue
             return ran
 
 
 def run(plan: str | Path, workers: int = 2, threads: int = 1, state: str | Path | None = None,
-        poll: float = 60.0, stale_after: float | None = None) -> dict[str, str]:
-    """Run a plan with `workers` processes of `threads` threads each; print progress; return the final states."""
+        poll: float = 60.0, stale_after: float | None = None, deadline: float | None = None) -> dict[str, str]:
+    """Run a plan with `workers` processes of `threads` threads each, starting no job expected to end after
+    `deadline` (seconds since the epoch); print progress; return the final states."""
     if workers < 1 or threads < 1:
         raise ValueError(f"workers and threads must be at least 1, got {workers} and {threads}")
     plan = Path(plan)
@@ -71,11 +74,12 @@ def run(plan: str | Path, workers: int = 2, threads: int = 1, state: str | Path 
     folder.mkdir(parents=True, exist_ok=True)
     started = time.time()
     if workers == 1:
-        work(plan, folder, threads, min(poll, 1.0), stale_after)
+        work(plan, folder, threads, min(poll, 1.0), stale_after, deadline)
         return report(jobs, folder, started)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false"}
     extra = ["--break-locks-after", str(stale_after / 3600)] if stale_after is not None else []
+    extra += ["--until", repr(deadline)] if deadline is not None else []
     procs = []
     for i in range(workers):
         log = open(folder / f"worker-{i}.log", "a")
@@ -106,12 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--break-locks-after", type=float, help="hours")
+    parser.add_argument("--until", type=float, help="start no job expected to end after this time (epoch seconds)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     hours = args.break_locks_after
-    work(args.plan, args.state, args.threads, stale_after=hours * 3600 if hours is not None else None)
+    work(args.plan, args.state, args.threads, stale_after=hours * 3600 if hours is not None else None,
+         deadline=args.until)
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from flatcompress.sweep.jobs import Job
-from flatcompress.sweep.runner import report, run_job, summary
+from flatcompress.sweep.runner import report, run_job, startable, summary
 
 __all__ = ["capacity", "check_address", "run"]
 
@@ -63,8 +63,10 @@ def capacity(resources: dict[str, float], threads: int, gpus: float) -> int:
 
 
 def run(jobs: Sequence[Job], state: Path, workers: int = 2, threads: int = 1, gpus: float = 0.0,
-        address: str | None = None, stale_after: float | None = None, poll: float = 60.0) -> dict[str, str]:
-    """Run `jobs` on Ray: an embedded cluster of `workers` x `threads` CPUs, or the cluster at `address`."""
+        address: str | None = None, stale_after: float | None = None, poll: float = 60.0,
+        deadline: float | None = None) -> dict[str, str]:
+    """Run `jobs` on Ray: an embedded cluster of `workers` x `threads` CPUs, or the cluster at `address`; the jobs
+    started are `runner.startable`'s (none expected to end after `deadline`, seconds since the epoch)."""
     ray = _ray()
     if address is not None:
         check_address(address)
@@ -84,15 +86,14 @@ def run(jobs: Sequence[Job], state: Path, workers: int = 2, threads: int = 1, gp
         ended: dict[str, str] = {}  # job id -> its state when its task returned in this sweep
         while todo or running:
             for job in list(todo):
-                if len(running) >= room:
-                    break
                 if any(ended.get(a) in ("failed", "blocked") for a in job.after):
                     ended[job.id] = "blocked"
                     todo.remove(job)
-                elif all((state / f"{a}.done").exists() for a in job.after):
-                    running[task.remote(job.to_dict(), str(state), threads, stale_after)] = job
-                    todo.remove(job)
-            if not running:  # what is left waits for jobs that ended without a `.done`
+            ready = [job for job in todo if all((state / f"{a}.done").exists() for a in job.after)]
+            for job in startable(ready, jobs, state, list(running.values()), deadline)[:max(0, room - len(running))]:
+                running[task.remote(job.to_dict(), str(state), threads, stale_after)] = job
+                todo.remove(job)
+            if not running:  # what is left waits for jobs that ended without a `.done`, or would end too late
                 break
             finished, _ = ray.wait(list(running), num_returns=1, timeout=poll)
             for ref in finished:

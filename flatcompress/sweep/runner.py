@@ -20,8 +20,8 @@ from typing import Iterator, Sequence
 from flatcompress.sweep.jobs import Job, execute
 from flatcompress.sweep.locks import claim, is_held, lock_dir, release
 
-__all__ = ["STATES", "state_dir", "run_lock", "job_states", "try_run", "run_job", "summary", "done_summaries", "done_minutes",
-           "untrained_jobs", "report"]
+__all__ = ["STATES", "state_dir", "run_lock", "job_states", "try_run", "run_job", "summary", "done_summaries",
+           "done_minutes", "job_minutes", "fits", "retrains", "startable", "untrained_jobs", "report"]
 
 STATES = ("done", "running", "waiting", "failed", "blocked")
 
@@ -114,13 +114,10 @@ def run_job(job: Job, state: Path, threads: int | None = None, stale_after: floa
 def summary(jobs: Sequence[Job], state: Path, started: float, workers: int = 1) -> str:
     """One progress line: counts per state, and the time left on `workers` (`flatcompress.sweep.eta`: a job that
     runs counts half; a job like none finished yet is counted beside the estimate)."""
-    from flatcompress.sweep.eta import estimates
-
     states = job_states(jobs, state)
     counts = {s: sum(v == s for v in states.values()) for s in STATES}
     done = done_summaries(states, state)
-    measured = {job.id: done_minutes(job, done[job.id]) for job in jobs if job.id in done}
-    guessed = estimates(jobs, measured)
+    guessed = job_minutes(jobs, done)
     share = {"waiting": 1.0, "running": 0.5}
     left = [(guessed[j], share[s]) for j, s in states.items() if s in share]
     line = ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -149,6 +146,46 @@ def done_minutes(job: Job, summary: dict) -> float:
     if job.method == "imp" and summary.get("record") and Path(summary["record"]).is_file():
         return _imp_minutes(summary["record"])
     return (summary.get("wall_time_s") or summary.get("seconds") or 0.0) / 60
+
+
+def job_minutes(jobs: Sequence[Job], done: dict[str, dict]) -> dict[str, float | None]:
+    """Each job's minutes, by id: measured for the finished ones (their summaries `done`, by id), estimated for the
+    rest (`flatcompress.sweep.eta.estimates`; None for a job like none finished yet)."""
+    from flatcompress.sweep.eta import estimates
+
+    return estimates(jobs, {job.id: done_minutes(job, done[job.id]) for job in jobs if job.id in done})
+
+
+def fits(minutes: float | None, deadline: float | None) -> bool:
+    """Whether a job of `minutes` (estimated), started now, ends by `deadline` (seconds since the epoch; None: no
+    deadline). A job like none finished yet (None minutes) is started: its time cannot be judged, and holding it
+    back would hold back the sweep for good."""
+    return deadline is None or minutes is None or time.time() + 60 * minutes <= deadline
+
+
+def retrains(job: Job, done: dict[str, dict], by_id: dict[str, Job]) -> set[str]:
+    """The fine-tuning jobs `job` waits for whose weights are not kept (their record is there, their checkpoint is
+    not: a fresh checkout): `job` trains each of them again first (deterministic) and keeps its weights."""
+    records = {a: done.get(a, {}).get("record") for a in job.after if by_id[a].method == "finetune"}
+    return {a for a, rec in records.items() if rec and not Path(rec).with_suffix(".safetensors").exists()}
+
+
+def startable(ready: Sequence[Job], jobs: Sequence[Job], state: Path, running: Sequence[Job],
+              deadline: float | None = None) -> list[Job]:
+    """Of the `ready` jobs (everything they wait for is done; in the plan's order), those to start now, beside the
+    `running` ones: none that would train a run's weights again while another job does (it waits, rather than
+    compute them twice at once), and none that would end after `deadline` (`fits`)."""
+    done = done_summaries(job_states(jobs, state), state)
+    minutes = job_minutes(jobs, done) if deadline is not None else {}
+    by_id = {j.id: j for j in jobs}
+    busy = set().union(*(retrains(j, done, by_id) for j in running))
+    out = []
+    for job in ready:
+        mine = retrains(job, done, by_id)
+        if not mine & busy and fits(minutes.get(job.id), deadline):
+            busy |= mine
+            out.append(job)
+    return out
 
 
 @functools.lru_cache(maxsize=None)
