@@ -20,7 +20,7 @@ from flatcompress.records import iter_records, write_record
 from flatcompress.sweep import describe, load_plan, sweep, sweep_plan, tier_plan, write_plan
 from flatcompress.sweep.jobs import Job
 from flatcompress.sweep.local import run
-from flatcompress.sweep.runner import job_states, run_job, run_lock
+from flatcompress.sweep.runner import job_states, run_job, run_lock, startable, summary
 
 
 def _job(i, results, **kw):
@@ -192,7 +192,7 @@ def test_a_tier_plan_orders_runs_before_what_needs_them():
 
 
 def test_a_sweep_names_the_runs_that_did_not_train(local_sweep, tmp_path, capsys):
-    from flatcompress.sweep.runner import report, summary
+    from flatcompress.sweep.runner import report
 
     results, plan = local_sweep
     state = plan.with_name("runs.json.state")
@@ -233,7 +233,6 @@ def test_a_job_and_the_processes_it_starts_use_the_sweeps_thread_count(tmp_path,
 def test_the_time_left_counts_imp_rounds_and_the_runs_a_notebook_adds(tmp_path):
     from flatcompress.book.costs import job_passes
     from flatcompress.profiles import get_profile
-    from flatcompress.sweep.runner import summary
 
     results = tmp_path / "results"
     def job(id_, method, chapter="lottery-tickets", **args):
@@ -452,6 +451,17 @@ def test_two_jobs_that_would_train_the_same_lost_weights_again_do_not_run_at_onc
     monkeypatch.setattr(ray_engine, "run_job", fake_run_job)
     assert set(ray_engine.run(jobs, state, workers=2).values()) == {"done"}
     assert fake.started == ["x-1", "y-1", "x-2"]  # in the plan's order otherwise: x-1, x-2, y-1
+    # a job's time includes the training it does again: with an hour left, a one-minute job after ft-a (100 min to
+    # train again) does not fit, one after ft-b does; the time left counts ft-a's training once
+    (state / "ft-a.done").write_text(json.dumps({"record": str(records["a"]), "minutes": 100.0}))
+    x3, y2 = [Job(name, "pruning-without-retraining", "smoke", "one_shot", {"task": "rotten_tomatoes", "seed": 3},
+                  results_dir=str(tmp_path), after=(after,)) for name, after in (("x-3", "ft-a"), ("y-2", "ft-b"))]
+    plan = [*jobs, x3, y2]  # x-1, x-2 and y-1 took 1 minute each (their summaries hold no record: their own time)
+    for name in ("x-1", "x-2", "y-1"):
+        (state / f"{name}.done").write_text(json.dumps({"minutes": 1.0}))
+    assert startable([x3, y2], plan, state, [], deadline=time.time() + 3600) == [y2]
+    assert startable([x3, y2], plan, state, []) == [x3, y2]
+    assert "about 102 min left" in summary(plan, state, time.time())  # x-3, y-2 and ft-a's 100 min once
 
 
 def test_the_paper_tier_runs_imp_on_the_other_models_at_their_cost():

@@ -113,13 +113,16 @@ def run_job(job: Job, state: Path, threads: int | None = None, stale_after: floa
 
 def summary(jobs: Sequence[Job], state: Path, started: float, workers: int = 1) -> str:
     """One progress line: counts per state, and the time left on `workers` (`flatcompress.sweep.eta`: a job that
-    runs counts half; a job like none finished yet is counted beside the estimate)."""
+    runs counts half, a run whose weights a waiting job must train again (`retrains`) once; a job like none finished
+    yet is counted beside the estimate)."""
     states = job_states(jobs, state)
     counts = {s: sum(v == s for v in states.values()) for s in STATES}
     done = done_summaries(states, state)
     guessed = job_minutes(jobs, done)
     share = {"waiting": 1.0, "running": 0.5}
-    left = [(guessed[j], share[s]) for j, s in states.items() if s in share]
+    by_id = {j.id: j for j in jobs}
+    again = set().union(*(retrains(by_id[j], done, by_id) for j, s in states.items() if s == "waiting"))
+    left = [(guessed[j], share[s]) for j, s in states.items() if s in share] + [(guessed[a], 1.0) for a in again]
     line = ", ".join(f"{n} {s}" for s, n in counts.items())
     if left:
         known = sum(m * w for m, w in left if m is not None)
@@ -174,7 +177,8 @@ def startable(ready: Sequence[Job], jobs: Sequence[Job], state: Path, running: S
               deadline: float | None = None) -> list[Job]:
     """Of the `ready` jobs (everything they wait for is done; in the plan's order), those to start now, beside the
     `running` ones: none that would train a run's weights again while another job does (it waits, rather than
-    compute them twice at once), and none that would end after `deadline` (`fits`)."""
+    compute them twice at once), and none that would end after `deadline` (`fits`; a job's minutes include those of
+    the runs it trains again)."""
     done = done_summaries(job_states(jobs, state), state)
     minutes = job_minutes(jobs, done) if deadline is not None else {}
     by_id = {j.id: j for j in jobs}
@@ -182,7 +186,8 @@ def startable(ready: Sequence[Job], jobs: Sequence[Job], state: Path, running: S
     out = []
     for job in ready:
         mine = retrains(job, done, by_id)
-        if not mine & busy and fits(minutes.get(job.id), deadline):
+        own = minutes.get(job.id)
+        if not mine & busy and fits(None if own is None else own + sum(minutes[a] or 0 for a in mine), deadline):
             busy |= mine
             out.append(job)
     return out
