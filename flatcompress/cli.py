@@ -178,6 +178,7 @@ def _selection(args: argparse.Namespace):
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from flatcompress.sweep import describe, write_plan
+    from flatcompress.sweep.plan import trained_again
 
     jobs = _selection(args)
     rows = describe(jobs)
@@ -191,10 +192,15 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     missing = [r for r in rows if r["record"] is None and r["method"] != "reproduce"]
     left = [r for r in rows if r["record"] is None]
     known = [r["minutes"] for r in left if r["minutes"] is not None]
+    again = trained_again(rows)
     print(f"{len(rows)} jobs, {len(missing)} runs without a record and {len(left) - len(missing)} chapter notebooks: "
           f"about {sum(known) / 60:.1f} h of compute at the times measured for runs of the same kind (a notebook: "
           f"from its size)" + (f", {len(left) - len(known)} of them with no such run yet" if len(known) < len(left)
                                else ""))
+    if again:
+        print(f"+ {sum(r['minutes'] or 0 for r in again) / 60:.1f} h to train {len(again)} run(s) again for their "
+              f"weights, which the runs after them need (weights are not committed): "
+              f"{', '.join(r['id'] for r in again)}")
     if args.out:
         print(f"plan -> {write_plan(args.out, jobs)}")
     return 0

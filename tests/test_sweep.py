@@ -323,6 +323,27 @@ def test_after_the_plan_the_chapters_compute_nothing_more(local_sweep):
     assert _records(results) == before
 
 
+def test_the_plan_names_the_runs_to_train_again_for_their_weights(local_sweep, tmp_path, capsys):
+    import shutil
+
+    from flatcompress.sweep.plan import trained_again
+
+    results = tmp_path / "results"
+    shutil.copytree(local_sweep[0], results)
+    rows = {r["id"]: r for r in describe(_small_plan(results))}
+    assert trained_again(list(rows.values())) == []  # every run has its record
+    # a fresh checkout: no weights; Adam's one-shot sweep is missing, so Adam's run must train again, SAM's need not
+    for weights in results.rglob("*.safetensors"):
+        weights.unlink()
+    (results / rows["oneshot-rotten_tomatoes-adamw-0"]["record"]).unlink()
+    rows = describe(_small_plan(results))
+    assert [r["id"] for r in trained_again(rows)] == ["ft-rotten_tomatoes-adamw-0"]
+    assert cli(["plan", "--profile", "smoke", "--chapters", "pruning-without-retraining", "--seeds", "0",
+                "--tasks", "rotten_tomatoes", "--results-dir", str(results)]) == 0
+    assert "to train 1 run(s) again for their weights, which the runs after them need (weights are not " \
+           "committed): ft-rotten_tomatoes-adamw-0" in capsys.readouterr().out
+
+
 def test_ray_with_two_workers_writes_the_records_of_the_local_engine(local_sweep, tmp_path):
     pytest.importorskip("ray")
     results = tmp_path / "results"

@@ -19,7 +19,7 @@ from typing import Sequence
 from flatcompress.profiles import Profile, get_profile
 from flatcompress.sweep.jobs import Job
 
-__all__ = ["tier_plan", "describe"]
+__all__ = ["tier_plan", "describe", "trained_again"]
 
 _OPTIMIZERS = ("adamw", "sam")
 
@@ -170,7 +170,8 @@ def describe(jobs: Sequence[Job]) -> list[dict]:
     """One row per job: its id, method, what it waits for, its record (relative to its results folder) if it
     exists, and its minutes: measured for a run with a record, else estimated (`flatcompress.sweep.eta`: the
     median of the measured runs like it; a chapter's notebook from its size), None without a basis. Nothing is
-    computed: each job's call is made read-only, so the plan reports exactly what a chapter would find."""
+    computed: each job's call is made read-only, so the plan reports exactly what a chapter would find. A
+    fine-tuning run with a record also says whether its weights are kept (`weights`; see `trained_again`)."""
     from flatcompress.errors import MissingRecordError
     from flatcompress.records import read_record
     from flatcompress.sweep.eta import estimates, record_minutes
@@ -189,6 +190,8 @@ def describe(jobs: Sequence[Job]) -> list[dict]:
                 results = job.results().resolve()
                 row["record"] = str(path.relative_to(results) if path.is_relative_to(results) else path)
                 row["minutes"] = record_minutes(read_record(path))
+                if job.method == "finetune":
+                    row["weights"] = path.with_suffix(".safetensors").exists()
                 if row["minutes"] is not None:
                     measured[job.id] = row["minutes"]
         rows.append(row)
@@ -197,3 +200,10 @@ def describe(jobs: Sequence[Job]) -> list[dict]:
         if row["record"] is None:
             row["minutes"] = guessed[row["id"]]
     return rows
+
+
+def trained_again(rows: Sequence[dict]) -> list[dict]:
+    """Of `describe`'s rows, the fine-tuning runs that a run without a record trains again first: those with a record
+    but no weights (weights are not committed), which it needs (deterministic: the same model again)."""
+    needed = {a for r in rows if r["record"] is None and r["method"] != "reproduce" for a in r["after"]}
+    return [r for r in rows if r["id"] in needed and r["method"] == "finetune" and r.get("weights") is False]
