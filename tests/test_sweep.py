@@ -444,7 +444,7 @@ def test_two_jobs_that_would_train_the_same_lost_weights_again_do_not_run_at_onc
     from flatcompress.sweep import ray_engine
 
     # ft-a's record is there but not its weights (a fresh checkout): each job after it trains it again first, so
-    # x-2 waits for x-1 to keep them; ft-b's weights are kept, so y-1 starts at once, ahead of x-2
+    # x-2 waits for x-1 to keep them; ft-b's weights are kept, so y-1 needs no training and goes first
     records = {}
     for name, kept in (("a", False), ("b", True)):
         records[name] = tmp_path / f"ft-{name}.json"
@@ -471,7 +471,7 @@ def test_two_jobs_that_would_train_the_same_lost_weights_again_do_not_run_at_onc
     monkeypatch.setattr(ray_engine, "_ray", lambda: fake)
     monkeypatch.setattr(ray_engine, "run_job", fake_run_job)
     assert set(ray_engine.run(jobs, state, workers=2).values()) == {"done"}
-    assert fake.started == ["x-1", "y-1", "x-2"]  # in the plan's order otherwise: x-1, x-2, y-1
+    assert fake.started == ["y-1", "x-1", "x-2"]  # in the plan's order otherwise: x-1, x-2, y-1
     # a job's time includes the training it does again: with an hour left, a one-minute job after ft-a (100 min to
     # train again) does not fit, one after ft-b does; the time left counts ft-a's training once
     (state / "ft-a.done").write_text(json.dumps({"record": str(records["a"]), "minutes": 100.0}))
@@ -481,7 +481,7 @@ def test_two_jobs_that_would_train_the_same_lost_weights_again_do_not_run_at_onc
     for name in ("x-1", "x-2", "y-1"):
         (state / f"{name}.done").write_text(json.dumps({"minutes": 1.0}))
     assert startable([x3, y2], plan, state, [], deadline=time.time() + 3600) == [y2]
-    assert startable([x3, y2], plan, state, []) == [x3, y2]
+    assert startable([x3, y2], plan, state, []) == [y2, x3]  # no deadline: both, the one without training first
     assert "about 102 min left" in summary(plan, state, time.time())  # x-3, y-2 and ft-a's 100 min once
 
 

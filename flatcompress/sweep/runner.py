@@ -176,16 +176,18 @@ def retrains(job: Job, done: dict[str, dict], by_id: dict[str, Job]) -> set[str]
 def startable(ready: Sequence[Job], jobs: Sequence[Job], state: Path, running: Sequence[Job],
               deadline: float | None = None) -> list[Job]:
     """Of the `ready` jobs (everything they wait for is done; in the plan's order), those to start now, beside the
-    `running` ones: none that would train a run's weights again while another job does (it waits, rather than
-    compute them twice at once), and none that would end after `deadline` (`fits`; a job's minutes include those of
-    the runs it trains again)."""
+    `running` ones, in the order to start them: first those that need no weights trained again (a run's weights,
+    once trained again, serve every job after it before the sweep ends and they are lost), then the rest; none that
+    would train a run's weights again while another job does (it waits, rather than compute them twice at once),
+    and none that would end after `deadline` (`fits`; a job's minutes include those of the runs it trains again)."""
     done = done_summaries(job_states(jobs, state), state)
     minutes = job_minutes(jobs, done) if deadline is not None else {}
     by_id = {j.id: j for j in jobs}
     busy = set().union(*(retrains(j, done, by_id) for j in running))
     out = []
-    for job in ready:
-        mine = retrains(job, done, by_id)
+    again = {job.id: retrains(job, done, by_id) for job in ready}
+    for job in sorted(ready, key=lambda j: bool(again[j.id])):  # stable: the plan's order within each group
+        mine = again[job.id]
         own = minutes.get(job.id)
         if not mine & busy and fits(None if own is None else own + sum(minutes[a] or 0 for a in mine), deadline):
             busy |= mine
