@@ -5,8 +5,8 @@
 models on one large GPU), and Ray places it where its resources are free. The driver keeps as many tasks in flight
 as the cluster has room for and submits the first jobs of the plan whose prerequisites are done
 (`runner.startable`), so the plan's order is the order of work, as under every engine (Ray alone would start
-independent jobs before dependent ones that come earlier). Tasks run the same `run_job` as every engine, so a task waits for a run that another sweep holds,
-and a failed job leaves its dependents `blocked` without stopping the rest.
+independent jobs before dependent ones that come earlier). Tasks run the same `run_job` as every engine, so a task
+waits for a run that another sweep holds, and a failed job leaves its dependents `blocked` without stopping the rest.
 """
 
 from __future__ import annotations
