@@ -18,8 +18,8 @@ from typing import Any, BinaryIO, Callable, Iterator, Sequence
 from flatcompress.config import FinetuneConfig
 from flatcompress.errors import MissingRecordError, RecordExistsError
 
-__all__ = ["atomic_write", "config_key", "record_path", "write_record", "read_record", "read_partial", "write_partial",
-           "iter_records", "look_up", "find_measurement", "run_reference"]
+__all__ = ["atomic_write", "config_key", "record_path", "weights_path", "write_record", "read_record", "read_partial",
+           "write_partial", "iter_records", "look_up", "find_measurement", "run_reference"]
 
 SCHEMA_VERSION = 1
 
@@ -67,6 +67,12 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any], overwrite: 
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def weights_path(record_path: str | Path) -> Path:
+    """Where a fine-tuning run keeps its weights: `<record>.safetensors`, next to its record (ignored by git, so a fresh
+    checkout has records without weights)."""
+    return Path(record_path).with_suffix(".safetensors")
 
 
 def read_partial(record_path: Path | None) -> dict[str, Any]:

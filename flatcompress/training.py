@@ -50,7 +50,7 @@ from flatcompress.models import load_model, output_logits
 from flatcompress.optim import averaging_steps, build_optimizer
 from flatcompress.predictions import evaluation_block
 from flatcompress.provenance import provenance
-from flatcompress.records import atomic_write, config_key, read_record, record_path, write_record
+from flatcompress.records import atomic_write, config_key, read_record, record_path, weights_path, write_record
 from flatcompress.tasks import Task, get_task
 
 __all__ = ["FinetuneResult", "StartingPoint", "finetune", "find_run", "run_data", "run_fields", "record_config",
@@ -99,7 +99,7 @@ class FinetuneResult:
         dev = pick_device(device)
         if self.model is not None:
             return self.model.to(dev)
-        checkpoint = self.path.with_suffix(".safetensors") if self.path else None
+        checkpoint = weights_path(self.path) if self.path else None
         if checkpoint is None or not checkpoint.exists():
             raise FileNotFoundError(f"no model checkpoint next to {self.path}; re-run finetune(..., overwrite=True, "
                                     "save_checkpoint=True) to produce one")
@@ -318,7 +318,7 @@ def finetune(config: FinetuneConfig, masks: Masks | None = None, results_dir: st
         if save_checkpoint:
             from safetensors.torch import save_file
 
-            save_file({k: v.contiguous() for k, v in state["best_state"].items()}, str(path.with_suffix(".safetensors")))
+            save_file({k: v.contiguous() for k, v in state["best_state"].items()}, str(weights_path(path)))
         if partial is not None and partial.exists():
             partial.unlink()
     if masks is None:
@@ -351,7 +351,7 @@ def _look_up(config: FinetuneConfig, fingerprint: dict[str, Any], masks: Masks |
         key, path, found = find_run(results_dir, config, fingerprint["digest"], masks, start_from)
         if found is not None and not overwrite:
             existing = read_record(found)
-            if not compute or not save_checkpoint or found.with_suffix(".safetensors").exists():
+            if not compute or not save_checkpoint or weights_path(found).exists():
                 return key, found, existing, FinetuneResult(existing, found, cached=True)
             # The record exists but its weights were not kept: train again (deterministic) for them, keep the record.
             path = found

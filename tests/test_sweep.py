@@ -20,7 +20,7 @@ from flatcompress.records import iter_records, write_record
 from flatcompress.sweep import describe, load_plan, sweep, sweep_plan, tier_plan, write_plan
 from flatcompress.sweep.jobs import Job
 from flatcompress.sweep.local import run
-from flatcompress.sweep.runner import job_states, run_job, run_lock, startable, summary
+from flatcompress.sweep.runner import done_summaries, job_states, run_job, run_lock, startable, summary
 
 
 def _job(i, results, **kw):
@@ -440,6 +440,7 @@ def test_the_ray_engine_submits_in_the_plans_order_and_records_a_crashed_task(tm
     assert ray_engine.capacity({"CPU": 16.0}, threads=4, gpus=0) == 4
     assert ray_engine.capacity({"CPU": 1.0}, threads=4, gpus=0) == 1
 
+
 def test_two_jobs_that_would_train_the_same_lost_weights_again_do_not_run_at_once(tmp_path, monkeypatch):
     from flatcompress.sweep import ray_engine
 
@@ -480,8 +481,9 @@ def test_two_jobs_that_would_train_the_same_lost_weights_again_do_not_run_at_onc
     plan = [*jobs, x3, y2]  # x-1, x-2 and y-1 took 1 minute each (their summaries hold no record: their own time)
     for name in ("x-1", "x-2", "y-1"):
         (state / f"{name}.done").write_text(json.dumps({"minutes": 1.0}))
-    assert startable([x3, y2], plan, state, [], deadline=time.time() + 3600) == [y2]
-    assert startable([x3, y2], plan, state, []) == [y2, x3]  # no deadline: both, the one without training first
+    done = done_summaries(job_states(plan, state), state)
+    assert startable([x3, y2], plan, done, [], deadline=time.time() + 3600) == [y2]
+    assert startable([x3, y2], plan, done, []) == [y2, x3]  # no deadline: both, the one without training first
     assert "about 102 min left" in summary(plan, state, time.time())  # x-3, y-2 and ft-a's 100 min once
 
 

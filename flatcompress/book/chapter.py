@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from flatcompress.errors import MissingRecordError
 from flatcompress.masks import Ticket
 from flatcompress.profiles import Profile, get_profile
+from flatcompress.records import weights_path
 from flatcompress.tasks import get_task
 from flatcompress.training import FinetuneResult, finetune
 
@@ -192,7 +193,7 @@ class Chapter:
             if not self.compute:
                 what = f"{task} fine-tuned with {optimizer} (seed {seed}{f', masks {origin}' if origin else ''})"
                 raise self._missing(exc, what, task, seed) from None
-        weights_missing = result is not None and need_weights and not result.path.with_suffix(".safetensors").exists()
+        weights_missing = result is not None and need_weights and not weights_path(result.path).exists()
         if weights_missing and not self.compute:
             raise MissingRecordError(f"the weights of {task} with {optimizer} (seed {seed}) were not kept (records "
                                      "carry none); open the chapter with compute=True to train the run again")

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from flatcompress.sweep.jobs import load_plan
-from flatcompress.sweep.runner import job_states, report, startable, state_dir, summary, try_run
+from flatcompress.sweep.runner import done_summaries, job_states, report, startable, state_dir, summary, try_run
 
 __all__ = ["work", "run"]
 
@@ -47,7 +47,8 @@ def work(plan: str | Path, state: str | Path | None = None, threads: int = 1, po
     while True:
         states = job_states(jobs, folder, stale_after)
         ready = [j for j in jobs if states[j.id] == "waiting" and all(states[a] == "done" for a in j.after)]
-        ready = startable(ready, jobs, folder, [j for j in jobs if states[j.id] == "running"], deadline)
+        running = [j for j in jobs if states[j.id] == "running"]
+        ready = startable(ready, jobs, done_summaries(states, folder), running, deadline)
         for job in ready:
             print(f"[{job.id}] started", flush=True)
             outcome = try_run(job, folder, threads, stale_after)

@@ -173,7 +173,7 @@ def describe(jobs: Sequence[Job]) -> list[dict]:
     computed: each job's call is made read-only, so the plan reports exactly what a chapter would find. A
     fine-tuning run with a record also says whether its weights are kept (`weights`; see `trained_again`)."""
     from flatcompress.errors import MissingRecordError
-    from flatcompress.records import read_record
+    from flatcompress.records import read_record, weights_path
     from flatcompress.sweep.eta import estimates, record_minutes
     from flatcompress.sweep.jobs import execute
 
@@ -191,7 +191,7 @@ def describe(jobs: Sequence[Job]) -> list[dict]:
                 row["record"] = str(path.relative_to(results) if path.is_relative_to(results) else path)
                 row["minutes"] = record_minutes(read_record(path))
                 if job.method == "finetune":
-                    row["weights"] = path.with_suffix(".safetensors").exists()
+                    row["weights"] = weights_path(path).exists()
                 if row["minutes"] is not None:
                     measured[job.id] = row["minutes"]
         rows.append(row)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from flatcompress.sweep.jobs import Job
-from flatcompress.sweep.runner import report, run_job, startable, summary
+from flatcompress.sweep.runner import done_summaries, job_states, report, run_job, startable, summary
 
 __all__ = ["capacity", "check_address", "run"]
 
@@ -90,7 +90,8 @@ def run(jobs: Sequence[Job], state: Path, workers: int = 2, threads: int = 1, gp
                     ended[job.id] = "blocked"
                     todo.remove(job)
             ready = [job for job in todo if all((state / f"{a}.done").exists() for a in job.after)]
-            for job in startable(ready, jobs, state, list(running.values()), deadline)[:max(0, room - len(running))]:
+            done = done_summaries(job_states(jobs, state), state)
+            for job in startable(ready, jobs, done, list(running.values()), deadline)[:max(0, room - len(running))]:
                 running[task.remote(job.to_dict(), str(state), threads, stale_after)] = job
                 todo.remove(job)
             if not running:  # what is left waits for jobs that ended without a `.done`, or would end too late

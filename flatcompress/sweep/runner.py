@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from flatcompress.records import weights_path
 from flatcompress.sweep.jobs import Job, execute
 from flatcompress.sweep.locks import claim, is_held, lock_dir, release
 
@@ -170,17 +171,17 @@ def retrains(job: Job, done: dict[str, dict], by_id: dict[str, Job]) -> set[str]
     """The fine-tuning jobs `job` waits for whose weights are not kept (their record is there, their checkpoint is
     not: a fresh checkout): `job` trains each of them again first (deterministic) and keeps its weights."""
     records = {a: done.get(a, {}).get("record") for a in job.after if by_id[a].method == "finetune"}
-    return {a for a, rec in records.items() if rec and not Path(rec).with_suffix(".safetensors").exists()}
+    return {a for a, rec in records.items() if rec and not weights_path(rec).exists()}
 
 
-def startable(ready: Sequence[Job], jobs: Sequence[Job], state: Path, running: Sequence[Job],
+def startable(ready: Sequence[Job], jobs: Sequence[Job], done: dict[str, dict], running: Sequence[Job],
               deadline: float | None = None) -> list[Job]:
     """Of the `ready` jobs (everything they wait for is done; in the plan's order), those to start now, beside the
     `running` ones, in the order to start them: first those that need no weights trained again (a run's weights,
     once trained again, serve every job after it before the sweep ends and they are lost), then the rest; none that
     would train a run's weights again while another job does (it waits, rather than compute them twice at once),
-    and none that would end after `deadline` (`fits`; a job's minutes include those of the runs it trains again)."""
-    done = done_summaries(job_states(jobs, state), state)
+    and none that would end after `deadline` (`fits`; a job's minutes include those of the runs it trains again).
+    `done` holds the finished jobs' summaries (`done_summaries`)."""
     minutes = job_minutes(jobs, done) if deadline is not None else {}
     by_id = {j.id: j for j in jobs}
     busy = set().union(*(retrains(j, done, by_id) for j in running))
