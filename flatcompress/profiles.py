@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from flatcompress.config import FinetuneConfig
 from flatcompress.tasks import get_task
@@ -93,6 +93,19 @@ class Profile:
         base.update(self.task_settings.get(name, {}))  # a task's own recipe (SQuAD's) wins over the tier's
         base.update(overrides)
         return FinetuneConfig(**base)
+
+    def data_text(self, tasks: Sequence[str] | None = None, epochs: bool = True) -> str:
+        """Each task's training data (and epochs) at this tier, tasks with the same grouped, for a chapter's text:
+        e.g. "SST-2, Rotten Tomatoes: 4,000 training examples × 2 epochs; MRPC: the full training set × 5 epochs"."""
+        groups: dict[str, list[str]] = {}
+        for task in tasks if tasks is not None else self.tasks:
+            config = self.config(task)
+            what = (f"{config.max_train_examples:,} training examples" if config.max_train_examples
+                    else "the full training set")
+            if epochs:
+                what += f" × {config.epochs} epoch{'' if config.epochs == 1 else 's'}"
+            groups.setdefault(what, []).append(get_task(task).title)
+        return "; ".join(f"{', '.join(titles)}: {what}" for what, titles in groups.items())
 
 
 PROFILES: dict[str, Profile] = {

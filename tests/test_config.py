@@ -82,3 +82,14 @@ def test_profiles_resolve_the_papers_epochs():
     assert paper.config("mnli").lr == 2e-5 and paper.config("mnli").batch_size == 32
     assert paper.config("mnli").max_length == 128 and paper.model == "bert-base-uncased"
     assert get_profile("cpu").config("rte", seed=2).seed == 2
+
+
+def test_a_tiers_data_is_described_per_task_with_its_overrides():
+    from flatcompress.profiles import Profile
+
+    tier = Profile("t", "a test tier", "tiny", lr=1e-3, epochs=2, tasks=("sst2", "rotten_tomatoes", "mrpc"),
+                   max_train_examples=1000, train_examples_by_task={"mrpc": None}, epochs_by_task={"mrpc": 1})
+    assert tier.data_text() == ("SST-2, Rotten Tomatoes: 1,000 training examples × 2 epochs; "
+                                "MRPC: the full training set × 1 epoch")
+    assert tier.data_text(["mrpc", "sst2"], epochs=False) == ("MRPC: the full training set; "
+                                                               "SST-2: 1,000 training examples")
