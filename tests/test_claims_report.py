@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -225,6 +226,17 @@ def test_without_an_effect_verdicts_rarely_decide(tmp_path, claim):
         verdict = BUILDERS[claim](Records(tmp_path / str(trial), seed=1000 * claim + trial), effect=0.0)
         decided += verdict.status in ("reproduced", "contradicted")
     assert decided <= 6
+
+
+@pytest.mark.parametrize("claim", [4, 5, 7])
+def test_a_joint_verdict_says_what_size_of_effect_the_tier_could_not_tell_from_none(tmp_path, claim):
+    """Claims judged on several differences at once say, when undecided, how wide their widest interval is."""
+    undecided = BUILDERS[claim](Records(tmp_path / "none", seed=300 + claim), effect=0.0)
+    assert undecided.status == "inconclusive at this scale"
+    widest = re.search(r"the widest interval is ±([0-9.]+) points wide: this tier cannot tell", undecided.ours)
+    assert widest and float(widest.group(1)) > 0
+    decided = BUILDERS[claim](Records(tmp_path / "clear", seed=300 + claim), effect=0.2)
+    assert decided.status == "reproduced" and "cannot tell" not in decided.ours
 
 
 def test_a_tiers_imp_verdicts_read_its_own_models_chains_and_claim_16_the_others(tmp_path):

@@ -167,11 +167,19 @@ def _verdict(estimate: Estimate | None, paper_sign: int, what: str, tasks: Seque
         return Verdict(INCONCLUSIVE, ours, tasks=tuple(tasks), gated=tuple(gated), reason="no healthy pair left")
     status, reason = stats.decide(estimate, paper_sign)
     ours = f"{what}: {estimate.text(digits, unit)}, {estimate.seeds} seed(s)" + (f"; {detail}" if detail else "")
-    if status == INCONCLUSIVE and estimate.half_width > 0:  # what "inconclusive" means at this tier
-        ours += (f"; the interval is ±{estimate.half_width:.{digits}f}{unit} wide: this tier cannot tell a smaller "
-                 f"effect from none")
+    ours += _width_note(status, [estimate], digits, unit)
     return Verdict(status, ours, estimate=estimate, tasks=tuple(tasks), gated=tuple(gated), reason=reason,
                    cells=dict(cells or {}))
+
+
+def _width_note(status: str, estimates: Sequence[Estimate], digits: int = 1, unit: str = " points") -> str:
+    """What "inconclusive" means at this tier: the half-width of the (widest) interval, the smallest effect the tier
+    could have told from none; empty for a decided verdict."""
+    widest = max((e.half_width for e in estimates), default=0.0)
+    if status != INCONCLUSIVE or widest <= 0:
+        return ""
+    which = "the interval is" if len(estimates) == 1 else "the widest interval is"
+    return f"; {which} ±{widest:.{digits}f}{unit} wide: this tier cannot tell a smaller effect from none"
 
 
 def _joint(estimates: Iterable[Estimate], paper_sign: int = 1) -> str:
@@ -388,7 +396,9 @@ def pruned_beats_full_verdict(results_dir: Path) -> Verdict | None:
     ours = (f"SAM ticket at the reference sparsity − full SAM, mean over {len(vs_sam)} task(s): {pooled[0].text()} "
             f"({_cells_text(vs_sam, paper_sam)}); − full Adam: {pooled[1].text()} "
             f"({_cells_text(vs_adam, paper_adam)}); {weaker.seeds} seed(s) at least")
-    return Verdict(_joint(pooled), ours, estimate=weaker, tasks=tuple(c.split("@")[0] for c in vs_sam),
+    status = _joint(pooled)
+    return Verdict(status, ours + _width_note(status, pooled), estimate=weaker,
+                   tasks=tuple(c.split("@")[0] for c in vs_sam),
                    gated=tuple(gated), reason="both differences must exclude 0",
                    cells={**{f"{k} − full SAM": e for k, e in vs_sam.items()},
                           **{f"{k} − full Adam": e for k, e in vs_adam.items()}})
@@ -414,7 +424,8 @@ def average_curve_verdict(results_dir: Path) -> Verdict | None:
     worst = min(per_sparsity.values(), key=lambda e: e.low)
     detail = "; ".join(f"{s:.0%} {e.text()}" for s, e in per_sparsity.items())
     return Verdict(status, f"mean SAM − Adam over {len(tasks)} task(s) per sparsity: {detail}; "
-                           f"{worst.seeds} seed(s)", estimate=worst, tasks=tuple(tasks), gated=tuple(gated),
+                           f"{worst.seeds} seed(s)" + _width_note(status, list(per_sparsity.values())),
+                   estimate=worst, tasks=tuple(tasks), gated=tuple(gated),
                    reason="every sparsity must exclude 0 in the paper's direction",
                    cells={f"{s:.0%}": e for s, e in per_sparsity.items()})
 
@@ -499,7 +510,8 @@ def mask_verdict(results_dir: Path) -> Verdict | None:
     status = _joint((a, b))
     weaker = min((a, b), key=lambda e: e.low)
     return Verdict(status, f"under Adam fine-tuning, Adam mask − random mask: {a.text()}; SAM mask − Adam mask: "
-                           f"{b.text()} ({weaker.seeds} seed(s); cells {', '.join(structure)})", estimate=weaker,
+                           f"{b.text()} ({weaker.seeds} seed(s); cells {', '.join(structure)})"
+                           + _width_note(status, (a, b)), estimate=weaker,
                    tasks=tuple(sorted({t for t, _ in full})), gated=tuple(gated),
                    reason="both differences must exclude 0",
                    cells={**{f"Adam − random mask, {k}": v for k, v in structure.items()},
