@@ -359,7 +359,7 @@ def swa_verdict(results_dir: Path, dim: int | None = 100) -> Verdict | None:
     return dataclasses.replace(accuracy, ours=f"{accuracy.ours}. Table 4: {sharpness.status}, {sharpness.ours}")
 
 
-# Claim 4's tasks: Fig. 2's text says the final pruned model beats the full one "for RTE and SST-2" (both at 60%).
+# Claim 4's tasks: Fig. 2's text says the final pruned model beats the full one on RTE and SST-2 (both at 60%).
 PRUNED_BEATS_FULL_TASKS = ("rte", "sst2")
 
 
