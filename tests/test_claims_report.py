@@ -239,6 +239,17 @@ def test_a_joint_verdict_says_what_size_of_effect_the_tier_could_not_tell_from_n
     assert decided.status == "reproduced" and "cannot tell" not in decided.ours
 
 
+def test_an_interval_that_excludes_zero_with_too_few_seeds_says_seeds_are_missing(tmp_path):
+    """One seed a side: undecided, but not because the interval is too wide to tell an effect from none."""
+    r = Records(tmp_path, seed=9)
+    for optimizer, accuracy in (("adamw", 0.7), ("sam", 0.9)):
+        run, latent = r.finetune("sst2", optimizer, 0, r.accuracy(accuracy))
+        r.quantization(run, latent, run["score"] - (0.01 if optimizer == "sam" else 0.2))
+    verdict = claims.quantization_verdict(tmp_path)
+    assert verdict.status == "inconclusive at this scale" and verdict.estimate.low > 0
+    assert "a decision needs 3 seeds on every side" in verdict.ours and "cannot tell" not in verdict.ours
+
+
 def test_a_tiers_imp_verdicts_read_its_own_models_chains_and_claim_16_the_others(tmp_path):
     r = Records(tmp_path / "cpu-next", seed=5)  # a folder named after a tier: its model is minilm-l6
     for model, bonus in (("minilm-l6", 0.0), ("roberta-base", 0.2)):

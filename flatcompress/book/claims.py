@@ -173,10 +173,16 @@ def _verdict(estimate: Estimate | None, paper_sign: int, what: str, tasks: Seque
 
 
 def _width_note(status: str, estimates: Sequence[Estimate], digits: int = 1, unit: str = " points") -> str:
-    """What "inconclusive" means at this tier: the half-width of the (widest) interval, the smallest effect the tier
-    could have told from none; empty for a decided verdict."""
-    widest = max((e.half_width for e in estimates), default=0.0)
-    if status != INCONCLUSIVE or widest <= 0:
+    """What "inconclusive" means at this tier: the half-width of the (widest) interval that includes 0, the smallest
+    effect the tier could have told from none; if every interval excludes 0, that seeds are missing; empty for a
+    decided verdict."""
+    if status != INCONCLUSIVE:
+        return ""
+    spanning = [e for e in estimates if e.low <= 0 <= e.high]
+    if estimates and not spanning:
+        return f"; the interval excludes 0, but a decision needs {stats.MIN_SEEDS} seeds on every side"
+    widest = max((e.half_width for e in spanning), default=0.0)
+    if widest <= 0:
         return ""
     which = "the interval is" if len(estimates) == 1 else "the widest interval is"
     return f"; {which} ±{widest:.{digits}f}{unit} wide: this tier cannot tell a smaller effect from none"
