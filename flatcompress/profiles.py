@@ -94,6 +94,11 @@ class Profile:
         base.update(overrides)
         return FinetuneConfig(**base)
 
+    def task_seeds(self, task: str, seeds: Sequence[int] | None = None) -> tuple[int, ...]:
+        """The seeds of `seeds` (default: the tier's) that this tier runs for `task` (a low-power task may get fewer)."""
+        allowed = self.seeds_by_task.get(task)
+        return tuple(s for s in (self.seeds if seeds is None else seeds) if allowed is None or s in allowed)
+
     def data_text(self, tasks: Sequence[str] | None = None, epochs: bool = True) -> str:
         """Each task's training data (and epochs) at this tier, tasks with the same grouped, for a chapter's text:
         e.g. "SST-2, Rotten Tomatoes: 4,000 training examples × 2 epochs; MRPC: the full training set × 5 epochs"."""

@@ -93,3 +93,12 @@ def test_a_tiers_data_is_described_per_task_with_its_overrides():
                                 "MRPC: the full training set × 1 epoch")
     assert tier.data_text(["mrpc", "sst2"], epochs=False) == ("MRPC: the full training set; "
                                                                "SST-2: 1,000 training examples")
+
+
+def test_a_low_power_task_runs_only_its_own_seeds():
+    from flatcompress.profiles import Profile
+
+    tier = Profile("t", "a test tier", "tiny", lr=1e-3, epochs=2, tasks=("sst2", "mrpc"), seeds=(0, 1, 2, 3),
+                   seeds_by_task={"mrpc": (0, 2)})
+    assert tier.task_seeds("sst2") == (0, 1, 2, 3) and tier.task_seeds("mrpc") == (0, 2)
+    assert tier.task_seeds("mrpc", [2, 3, 5]) == (2,) and tier.task_seeds("sst2", [5]) == (5,)

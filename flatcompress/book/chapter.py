@@ -120,8 +120,7 @@ class Chapter:
 
     def seeds_for(self, task: str) -> tuple[int, ...]:
         """The chapter's seeds that the tier runs for `task` (a low-power task may get fewer)."""
-        allowed = self.profile.seeds_by_task.get(task)
-        return tuple(s for s in self.seeds if allowed is None or s in allowed)
+        return self.profile.task_seeds(task, self.seeds)
 
     def command(self, task: str | None = None, seed: int | None = None) -> str:
         """The shell command that computes this chapter's runs (or one task and seed of them)."""

@@ -66,7 +66,7 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
     def runs(chapter: str, task: str, seed: int) -> bool:
         """Does `chapter` run `seed` of `task` at this tier (its own seeds, and the task's)?"""
         return (chapter in chapters and seed in tier.chapter_seeds.get(chapter, seeds)
-                and seed in tier.seeds_by_task.get(task, seeds) and (tasks is None or task in tasks))
+                and seed in tier.task_seeds(task, seeds) and (tasks is None or task in tasks))
     chapters = list(chapters or CHAPTERS)
     unknown = [c for c in chapters if c not in CHAPTERS]
     if unknown:
