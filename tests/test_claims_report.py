@@ -230,11 +230,16 @@ def test_without_an_effect_verdicts_rarely_decide(tmp_path, claim):
 
 @pytest.mark.parametrize("claim", [4, 5, 7])
 def test_a_joint_verdict_says_what_size_of_effect_the_tier_could_not_tell_from_none(tmp_path, claim):
-    """Claims judged on several differences at once say, when undecided, how wide their widest interval is."""
+    """Claims judged on several differences at once say, when undecided, how wide the widest interval that includes 0
+    is (an interval that excludes 0 says nothing about what the tier cannot tell)."""
     undecided = BUILDERS[claim](Records(tmp_path / "none", seed=300 + claim), effect=0.0)
     assert undecided.status == "inconclusive at this scale"
-    widest = re.search(r"the widest interval is ±([0-9.]+) points wide: this tier cannot tell", undecided.ours)
+    widest = re.search(r"the widest interval that includes 0 is ±([0-9.]+) points wide: this tier cannot tell",
+                       undecided.ours)
     assert widest and float(widest.group(1)) > 0
+    if claim == 5:  # its cells are the very estimates judged: one per sparsity
+        spanning = [e.half_width for e in undecided.cells.values() if e.low <= 0 <= e.high]
+        assert float(widest.group(1)) == round(max(spanning), 1)
     decided = BUILDERS[claim](Records(tmp_path / "clear", seed=300 + claim), effect=0.2)
     assert decided.status == "reproduced" and "cannot tell" not in decided.ours
 

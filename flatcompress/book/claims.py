@@ -184,7 +184,7 @@ def _width_note(status: str, estimates: Sequence[Estimate], digits: int = 1, uni
     widest = max((e.half_width for e in spanning), default=0.0)
     if widest <= 0:
         return ""
-    which = "the interval is" if len(estimates) == 1 else "the widest interval is"
+    which = "the interval is" if len(estimates) == 1 else "the widest interval that includes 0 is"
     return f"; {which} ±{widest:.{digits}f}{unit} wide: this tier cannot tell a smaller effect from none"
 
 
