@@ -27,11 +27,12 @@ book: install
 	$(BIN)/jupyter-book build . --all -W --keep-going
 
 # The record audit, unit tests, the browser check of the built book, and every chapter under nbval at the smoke tier
-# (its runs go to runs/nbval-results, not to results/).
+# (its runs go to runs/nbval-results/<worker>, not to results/). Test files and notebooks run on every core at once,
+# a file (a notebook's cells) on one worker, one thread each: threads beyond the cores slow torch down many times.
 test: install book
 	$(BIN)/flatcompress audit
-	FLATCOMPRESS_PROFILE=smoke FLATCOMPRESS_RESULTS_DIR=$(CURDIR)/runs/nbval-results \
-		$(BIN)/python -m pytest --nbval-lax tests book
+	FLATCOMPRESS_PROFILE=smoke FLATCOMPRESS_RESULTS_DIR=$(CURDIR)/runs/nbval-results OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(BIN)/python -m pytest -n auto --dist loadfile --nbval-lax tests book
 
 benchmark: install
 	$(BIN)/python benchmarks/loop_vs_trainer.py

@@ -13,6 +13,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test` runs `-n auto`) each worker keeps its chapter runs in a folder of its own below
+    $FLATCOMPRESS_RESULTS_DIR: two notebooks computing one run at once would race for its record and checkpoints. The
+    kernels nbval starts inherit the variable; notebooks on one worker still share their runs."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and os.environ.get("FLATCOMPRESS_RESULTS_DIR"):
+        os.environ["FLATCOMPRESS_RESULTS_DIR"] = str(Path(os.environ["FLATCOMPRESS_RESULTS_DIR"]) / worker)
+
+
 def _glue_dir() -> Path | None:
     for candidate in (os.environ.get("FLATCOMPRESS_GLUE_DIR"), REPO.parent / "shared" / "data" / "glue"):
         if candidate and (Path(candidate) / "RTE" / "train.tsv").is_file():
