@@ -31,8 +31,8 @@ book: install
 # a file (a notebook's cells) on one worker, one thread each: threads beyond the cores slow torch down many times.
 test: install book
 	$(BIN)/flatcompress audit
-	FLATCOMPRESS_PROFILE=smoke FLATCOMPRESS_RESULTS_DIR=$(CURDIR)/runs/nbval-results OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-		$(BIN)/python -m pytest -n auto --dist loadfile --nbval-lax tests book
+	FLATCOMPRESS_PROFILE=smoke FLATCOMPRESS_RESULTS_DIR=$(CURDIR)/runs/nbval-results \
+		OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadfile --nbval-lax tests book
 
 benchmark: install
 	$(BIN)/python benchmarks/loop_vs_trainer.py
