@@ -501,3 +501,41 @@ def test_the_paper_tier_runs_imp_on_the_other_models_at_their_cost():
     ratio = (24 * (4 * 1024**2 + 2 * 1024 * 4096) + 1024**2) / (12 * (4 * 768**2 + 2 * 768 * 3072) + 768**2)
     paper = get_profile("paper")
     assert costs.job_passes(large, paper) == pytest.approx(ratio * costs.job_passes(jobs["imp-rte-sam-0"], paper))
+
+
+def test_a_job_whose_record_is_there_needs_no_time_and_no_weights_trained_again(tmp_path, monkeypatch):
+    from flatcompress.errors import MissingRecordError
+    from flatcompress.sweep import runner
+
+    # ft-a's weights are gone (100 min to train again); x-1's record is there (it only reads it), x-2's is not
+    ft = tmp_path / "ft-a.json"
+    ft.write_text("{}")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "ft-a.done").write_text(json.dumps({"record": str(ft), "minutes": 100.0}))
+    (state / "y-0.done").write_text(json.dumps({"minutes": 1.0}))  # a finished one-shot job: 1 minute
+    jobs = [Job("ft-a", "train-flat", "smoke", "finetune", {"task": "rotten_tomatoes", "seed": 0},
+                results_dir=str(tmp_path))]
+    jobs += [Job(name, "pruning-without-retraining", "smoke", "one_shot", {"task": "rotten_tomatoes", "seed": i},
+                 results_dir=str(tmp_path), after=("ft-a",)) for i, name in enumerate(("y-0", "x-1", "x-2"))]
+    looked_up = []
+
+    def lookup(job, compute=True):
+        assert compute is False  # the scheduler only reads
+        looked_up.append(job.id)
+        if job.id != "x-1":
+            raise MissingRecordError(f"no record for {job.id}")
+        return {"record": str(tmp_path / "x-1.json")}
+
+    monkeypatch.setattr(runner, "execute", lookup)
+    monkeypatch.setattr(runner, "_FOUND", {})
+    done = done_summaries(job_states(jobs, state), state)
+    x1, x2 = jobs[2:]
+    assert runner.retrains(x1, done, {j.id: j for j in jobs}) == set()
+    assert runner.retrains(x2, done, {j.id: j for j in jobs}) == {"ft-a"}
+    assert runner.job_minutes(jobs, done)["x-1"] == 0.0 and runner.job_minutes(jobs, done)["x-2"] == 1.0
+    # with an hour left, x-1 starts (it reads its record), x-2 does not (1 + 100 min); without a deadline x-1 first
+    assert startable([x2, x1], jobs, done, [], deadline=time.time() + 3600) == [x1]
+    assert startable([x2, x1], jobs, done, []) == [x1, x2]
+    assert "about 101 min left" in summary(jobs, state, time.time())  # x-2 and ft-a's training; x-1 nothing
+    assert sorted(looked_up) == ["x-1", "x-2"]  # once each: the finished jobs are not looked up

@@ -22,7 +22,7 @@ from flatcompress.sweep.jobs import Job, execute
 from flatcompress.sweep.locks import claim, is_held, lock_dir, release
 
 __all__ = ["STATES", "state_dir", "run_lock", "job_states", "try_run", "run_job", "summary", "done_summaries",
-           "done_minutes", "job_minutes", "fits", "retrains", "startable", "untrained_jobs", "report"]
+           "done_minutes", "job_minutes", "fits", "has_record", "retrains", "startable", "untrained_jobs", "report"]
 
 STATES = ("done", "running", "waiting", "failed", "blocked")
 
@@ -114,8 +114,8 @@ def run_job(job: Job, state: Path, threads: int | None = None, stale_after: floa
 
 def summary(jobs: Sequence[Job], state: Path, started: float, workers: int = 1) -> str:
     """One progress line: counts per state, and the time left on `workers` (`flatcompress.sweep.eta`: a job that
-    runs counts half, a run whose weights a waiting job must train again (`retrains`) once; a job like none finished
-    yet is counted beside the estimate)."""
+    runs counts half, one that finds its record (`has_record`) nothing, a run whose weights a waiting job must train
+    again (`retrains`) once; a job like none finished yet is counted beside the estimate)."""
     states = job_states(jobs, state)
     counts = {s: sum(v == s for v in states.values()) for s in STATES}
     done = done_summaries(states, state)
@@ -157,7 +157,30 @@ def job_minutes(jobs: Sequence[Job], done: dict[str, dict]) -> dict[str, float |
     rest (`flatcompress.sweep.eta.estimates`; None for a job like none finished yet)."""
     from flatcompress.sweep.eta import estimates
 
-    return estimates(jobs, {job.id: done_minutes(job, done[job.id]) for job in jobs if job.id in done})
+    minutes = estimates(jobs, {job.id: done_minutes(job, done[job.id]) for job in jobs if job.id in done})
+    return {job.id: 0.0 if job.id not in done and _ready(job, done) and has_record(job) else minutes[job.id]
+            for job in jobs}
+
+
+def _ready(job: Job, done: dict[str, dict]) -> bool:
+    return all(a in done for a in job.after)
+
+
+_FOUND: dict[str, bool] = {}
+
+
+def has_record(job: Job) -> bool:
+    """Whether a job whose prerequisites are done finds its record already (a read-only lookup, as `flatcompress
+    plan` makes): such a job only reads it, in seconds, and needs no time and none of its prerequisites' weights.
+    Asked once per job and sweep: once its prerequisites are done, only its own run adds the record. A chapter's
+    notebook always runs; a lookup that fails for another reason counts as no record too."""
+    key = json.dumps(job.to_dict(), sort_keys=True)
+    if key not in _FOUND:
+        try:
+            _FOUND[key] = job.method != "reproduce" and bool(execute(job, compute=False))
+        except Exception:  # noqa: BLE001 - MissingRecordError, or an error the job itself raises when it runs
+            _FOUND[key] = False
+    return _FOUND[key]
 
 
 def fits(minutes: float | None, deadline: float | None) -> bool:
@@ -169,7 +192,10 @@ def fits(minutes: float | None, deadline: float | None) -> bool:
 
 def retrains(job: Job, done: dict[str, dict], by_id: dict[str, Job]) -> set[str]:
     """The fine-tuning jobs `job` waits for whose weights are not kept (their record is there, their checkpoint is
-    not: a fresh checkout): `job` trains each of them again first (deterministic) and keeps its weights."""
+    not: a fresh checkout): `job` trains each of them again first (deterministic) and keeps its weights; none when
+    its own record is there (`has_record`)."""
+    if _ready(job, done) and has_record(job):
+        return set()
     records = {a: done.get(a, {}).get("record") for a in job.after if by_id[a].method == "finetune"}
     return {a for a, rec in records.items() if rec and not weights_path(rec).exists()}
 
