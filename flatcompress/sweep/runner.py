@@ -172,8 +172,10 @@ _FOUND: dict[str, bool] = {}
 def has_record(job: Job) -> bool:
     """Whether a job whose prerequisites are done finds its record already (a read-only lookup, as `flatcompress
     plan` makes): such a job only reads it, in seconds, and needs no time and none of its prerequisites' weights.
-    Asked once per job and sweep: once its prerequisites are done, only its own run adds the record. A chapter's
-    notebook always runs; a lookup that fails for another reason counts as no record too."""
+    Asked once per job and sweep, so a record that appears later (a chapter's notebook or another sweep writes it
+    meanwhile) goes unseen here: the sweep then still counts the job's time and the weights it would train again
+    (it schedules the job conservatively), and the job, when it runs, reads the record and trains nothing. A
+    chapter's notebook always runs; a lookup that fails for another reason counts as no record too."""
     key = json.dumps(job.to_dict(), sort_keys=True)
     if key not in _FOUND:
         try:
