@@ -195,6 +195,19 @@ def ptq_vs_qat(r: Records, effect: float) -> claims.Verdict | None:
     return verdict
 
 
+def test_claim_11_sets_sam_ptq_against_adam_qat_alone(tmp_path):
+    """SAM + QAT runs (the tier may train them too) are neither the QAT side of claim 11 nor its left-out models."""
+    verdict = ptq_vs_qat(Records(tmp_path, seed=11), effect=0.2)
+    r = Records(tmp_path, seed=12)
+    for task in ("sst2", "rte"):
+        for seed in SEEDS:
+            sam_qat, latent = r.finetune(task, "sam", seed, 0.5)  # a SAM + QAT run that did not train
+            r.quantization(sam_qat, latent, 0.95, setting="qat-int8")
+    again = claims.ptq_vs_qat_verdict(tmp_path)
+    assert again.gated == verdict.gated == ()
+    assert again.estimate.value == pytest.approx(verdict.estimate.value)
+
+
 def one_shot(r: Records, effect: float) -> claims.Verdict | None:
     for task in ("sst2", "mrpc"):
         for optimizer in ("adamw", "sam"):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -312,6 +313,21 @@ def test_every_task_but_question_answering_gets_its_loss_contours_once():
         expected = [f"contours-{t}-{head}-{seed}" for t in tasks for head in ("adamw", "sam")]
         assert sorted(j.id for j in contours) == sorted(expected)
         assert all(j.after == tuple(f"ft-{j.args['task']}-{o}-{seed}" for o in ("adamw", "sam")) for j in contours)
+
+
+def test_quantization_aware_training_runs_each_optimizer_on_the_seeds_its_tier_gives_it(monkeypatch):
+    from flatcompress.profiles import PROFILES
+
+    smoke = PROFILES["smoke"]
+    monkeypatch.setitem(PROFILES, "smoke", dataclasses.replace(smoke, qat_optimizers={"adamw": None, "sam": (1,)}))
+    jobs = {j.id: j for j in tier_plan("smoke", seeds=[0, 1, 2], chapters=["quantization"])}
+    qat = {i for i, j in jobs.items() if j.args.get("qat")}
+    assert qat == {f"{kind}-rotten_tomatoes-{o}-{s}" for kind in ("qat", "quant-qat")
+                   for o, seeds in (("adamw", (0, 1, 2)), ("sam", (1,))) for s in seeds}
+    assert jobs["quant-qat-rotten_tomatoes-sam-1"].after == ("qat-rotten_tomatoes-sam-1",)
+    assert jobs["qat-rotten_tomatoes-sam-1"].args == {"task": "rotten_tomatoes", "optimizer": "sam", "seed": 1,
+                                                      "qat": True}
+    assert PROFILES["smoke"].qat_seeds("sst2", "adamw") == ()  # not one of the tier's qat_tasks
 
 
 def test_after_the_plan_the_chapters_compute_nothing_more(local_sweep):

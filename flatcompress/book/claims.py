@@ -666,13 +666,16 @@ def quantization_health(record: dict[str, Any], run: dict[str, Any] | None) -> s
     return stats.Health(record.get("fp32_predicted_classes") != 1, 0.0, 0.0, "predicts a single class")
 
 
-def _quantization_units(results_dir: Path, setting: str = "torch-ao") -> tuple[dict, list[str]]:
+def _quantization_units(results_dir: Path, setting: str = "torch-ao",
+                        optimizer: str | None = None) -> tuple[dict, list[str]]:
     """Per (task, optimizer): one unit per seed, int8 − fp32 in Table 8's metric, for models whose fp32 version
-    trained."""
+    trained (of one `optimizer`'s runs only, if given); and the models left out."""
     runs = finetune_records(results_dir)
     units: dict[tuple[str, str], list] = {}
     gated = []
     for record in _records(Path(results_dir), "quantization"):
+        if optimizer is not None and record["config"]["optimizer"] != optimizer:
+            continue
         run = runs.get(record["settings"]["finetune_key"])
         pair = quantization_models(record, run, setting)
         if pair is None:
@@ -713,8 +716,8 @@ def ptq_vs_qat_verdict(results_dir: Path) -> Verdict | None:
         return None
     from flatcompress.quantization.quantize_records import QAT_SETTING
 
-    qat_units, qat_gated = _quantization_units(results_dir, QAT_SETTING)  # Adam + QAT runs, their integer models
-    qat = {t: [u[0][1] for u in us] for (t, o), us in qat_units.items() if o == "adamw"}
+    qat_units, qat_gated = _quantization_units(results_dir, QAT_SETTING, "adamw")  # Adam + QAT, integer models
+    qat = {t: [u[0][1] for u in us] for (t, _), us in qat_units.items()}
     if qat:
         units, gated = _quantization_units(results_dir)
         sam = {t: [u[0][1] for u in us] for (t, o), us in units.items() if o == "sam"}

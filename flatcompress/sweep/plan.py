@@ -107,11 +107,13 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
                 if task in _tasks(tier, "structured-pruning") and runs("structured-pruning", task, seed):
                     add(f"cofi-{task}-{optimizer}-{seed}", "structured-pruning", "cofi", [run], task=task,
                         optimizer=optimizer, seed=seed)
-            if task in tier.qat_tasks and task in _tasks(tier, "quantization") and runs("quantization", task, seed):
-                qat = add(f"qat-{task}-{seed}", "quantization", "finetune", task=task, optimizer="adamw", seed=seed,
-                          qat=True)  # claim 11: Adam + quantization-aware training, then its integer model
-                add(f"quant-qat-{task}-{seed}", "quantization", "quantization", [qat], task=task, optimizer="adamw",
-                    seed=seed, qat=True)
+            for optimizer in tier.qat_optimizers:  # claim 11: quantization-aware training, then its integer model
+                if (task in _tasks(tier, "quantization") and runs("quantization", task, seed)
+                        and seed in tier.qat_seeds(task, optimizer, seeds)):
+                    qat = add(f"qat-{task}-{optimizer}-{seed}", "quantization", "finetune", task=task,
+                              optimizer=optimizer, seed=seed, qat=True)
+                    add(f"quant-qat-{task}-{optimizer}-{seed}", "quantization", "quantization", [qat], task=task,
+                        optimizer=optimizer, seed=seed, qat=True)
             if runs("train-flat", task, seed) and has_contours(task) and seed == seeds[0]:  # Fig. 6, every task
                 for head in _OPTIMIZERS:
                     add(f"contours-{task}-{head}-{seed}", "train-flat", "contours",
