@@ -325,7 +325,7 @@ def test_chapter_tickets_carry_their_origin_into_the_records(tmp_path):
     assert ch.finetune("rotten_tomatoes", "adamw", 0, ticket=ticket).path == run.path  # read back, not retrained
 
 
-def test_a_rounds_weights_come_back_by_training_the_chain_again(tmp_path, smoke_config):
+def test_a_rounds_weights_come_back_by_training_the_chain_again(tmp_path, smoke_config, capsys):
     from flatcompress.data import run_inputs
     from flatcompress.pruning.imp import imp, round_result
     from flatcompress.training import evaluate_splits
@@ -334,8 +334,10 @@ def test_a_rounds_weights_come_back_by_training_the_chain_again(tmp_path, smoke_
     record = imp(config, (0.0, 0.5), results_dir=tmp_path, progress=False)
     for weights in tmp_path.rglob("*.safetensors"):
         weights.unlink()  # a fresh clone: records and masks are committed, weights are not
-    result = round_result(record, 1, tmp_path)
+    capsys.readouterr()
+    result = round_result(record, 1, tmp_path, progress=True)
     assert result.path == tmp_path / record["rows"][1]["record"]
+    assert capsys.readouterr().out.count("sam seed 0 epoch 2/2: train loss") == 2  # both rounds, trained in view
     inputs = run_inputs(config)
     metrics, _ = evaluate_splits(result.load_model(), inputs.eval, config.task)
     assert metrics[inputs.data.main_split][inputs.data.task.main_metric] == record["rows"][1]["score"]

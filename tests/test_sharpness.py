@@ -140,7 +140,8 @@ def test_sharpness_record_for_a_finetuned_run(smoke_config, tmp_path, monkeypatc
     assert again["sharpness"] == record["sharpness"]
 
 
-def test_a_killed_sharpness_measurement_resumes_after_its_last_finished_epsilon(smoke_config, tmp_path, monkeypatch):
+def test_a_killed_sharpness_measurement_resumes_after_its_last_finished_epsilon(smoke_config, tmp_path, monkeypatch,
+                                                                               capsys):
     from flatcompress import finetune
     from flatcompress.flatness import sharpness
     from flatcompress.flatness.sharpness_records import measure_sharpness
@@ -170,8 +171,12 @@ def test_a_killed_sharpness_measurement_resumes_after_its_last_finished_epsilon(
         return real(model, loss_fn, eps, *args)
 
     monkeypatch.setattr(sharpness, "epsilon_sharpness", resumed)
-    again = measure_sharpness(run, results_dir=tmp_path / "killed", **settings)
+    capsys.readouterr()
+    again = measure_sharpness(run, results_dir=tmp_path / "killed", **settings, progress=True)
     assert searched == [5e-3, 1e-3, 5e-4]  # the finished ε is not searched again
+    lines = capsys.readouterr().out.splitlines()  # progress: a line as each ε's search ends
+    assert [line.split(": ")[1].split(",")[0] for line in lines] == ["ε 0.001", "ε 0.0005"]
+    assert lines[0].startswith("ε-sharpness of rotten_tomatoes adamw seed 0") and "(2/3 ε" in lines[0]
     assert again["sharpness"] == whole["sharpness"] and again["key"] == whole["key"]  # resumed = uninterrupted
     assert again["hessian_top_eigenvalue"] == whole["hessian_top_eigenvalue"] and not partial[0].exists()
 

@@ -229,7 +229,7 @@ class Chapter:
         from flatcompress.flatness.sharpness_records import measure_sharpness
 
         settings = {**self.profile.sharpness, **({"dim": None} if full_space else {}),
-                    **({"seed": subspace_seed} if subspace_seed else {})}
+                    **({"seed": subspace_seed} if subspace_seed else {}), "progress": self.compute}
         return self._measure(measure_sharpness, "the sharpness", task, optimizer, seed, **settings)
 
     def contours(self, task: str, seed: int = 0, head: str = "sam") -> dict[str, Any]:
@@ -337,14 +337,15 @@ class Chapter:
         record, row = self._round(task, optimizer, seed, sparsity, True)
         masks = load_masks(self.results_dir / row["mask"]).masks
         path = self.results_dir / row["record"]
-        measure = functools.partial(measure_sharpness, **self.profile.sharpness, masks=masks)
+        measure = functools.partial(measure_sharpness, **self.profile.sharpness, masks=masks, progress=self.compute)
         try:
             found = measure(FinetuneResult(read_record(path), path), results_dir=self.results_dir, compute=False)
         except MissingRecordError as exc:
             if not self.compute:
                 raise self._missing(exc, f"the sharpness of the {sparsity:.0%} ticket of {task} with {optimizer} "
                                          f"(seed {seed})", task, seed) from None
-            found = measure(round_result(record, row["round"], self.results_dir), results_dir=self.results_dir)
+            found = measure(round_result(record, row["round"], self.results_dir, progress=True),
+                            results_dir=self.results_dir)
         self.used.append(found["path"])
         return found
 

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from tqdm import tqdm
+
 from flatcompress.data import pad_collate, run_inputs
 from flatcompress.masks import Masks, masks_fingerprint, masks_sparsity
 from flatcompress.flatness.sharpness import PAPER_EPSILONS, batches_loss, hessian_top_eigenvalue, sharpness_table
@@ -53,8 +55,9 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
                       epsilons: Sequence[float] = PAPER_EPSILONS, dim: int | None = 100, n_examples: int = 256,
                       batch_size: int = 64, seed: int = 0, maxiter: int = 10, hessian_iters: int = 20,
                       overwrite: bool = False, cache_gib: float = 6.0, compute: bool = True,
-                      device: str | None = None, masks: Masks | None = None) -> dict[str, Any]:
-    """ε-sharpness (φ, in percent) per ε and the top Hessian eigenvalue of `result`'s best model.
+                      device: str | None = None, masks: Masks | None = None, progress: bool = False) -> dict[str, Any]:
+    """ε-sharpness (φ, in percent) per ε and the top Hessian eigenvalue of `result`'s best model (`progress`: a line
+    as each ε's search ends).
 
     `dim=None` searches the full parameter space (Keskar's A = I) instead of a random subspace. `masks` (a pruned
     model's, e.g. an IMP ticket's: Table 4) restrict both to the weights they keep.
@@ -82,8 +85,14 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
     earlier = saved.get("seconds", 0.0)
 
     def save(found: dict[float, float]) -> None:
-        write_partial(path, {"sharpness": {f"{eps!r}": v for eps, v in found.items()},
-                             "seconds": earlier + time.perf_counter() - start})
+        seconds = earlier + time.perf_counter() - start
+        if path is not None:
+            write_partial(path, {"sharpness": {f"{eps!r}": v for eps, v in found.items()}, "seconds": seconds})
+        if progress:
+            eps = next(reversed(found))  # the ε whose search just ended
+            c = result.config
+            tqdm.write(f"ε-sharpness of {c.task} {c.optimizer} seed {c.seed}: ε {eps:g}, φ {found[eps]:.3g}% "
+                       f"({len(found)}/{len(epsilons)} ε, {seconds:.0f} s)")
 
     model = result.load_model(device)
     inputs = run_inputs(result.config, max_train_examples=1, max_eval_examples=n_examples)
@@ -93,7 +102,7 @@ def measure_sharpness(result: FinetuneResult, results_dir: str | Path | None = "
     loss_fn = batches_loss(batches)
     table = sharpness_table(model, loss_fn, epsilons, dim, seed, maxiter, cache_gib, masks,
                             done={float(eps): v for eps, v in saved.get("sharpness", {}).items()},
-                            save=save if path is not None else None)
+                            save=save if path is not None or progress else None)
     record = {
         "kind": "sharpness",
         "key": key,

@@ -153,10 +153,12 @@ def imp(config: FinetuneConfig, sparsities: Sequence[float] = PAPER_IMP_SCHEDULE
     return {**out, "path": str(path)}
 
 
-def round_result(record: dict[str, Any], k: int, results_dir: str | Path, device: str | None = None) -> FinetuneResult:
+def round_result(record: dict[str, Any], k: int, results_dir: str | Path, device: str | None = None,
+                 progress: bool = False) -> FinetuneResult:
     """Round `k`'s fine-tuned model of the IMP record `record`, with its weights: kept by the chain, or (committed
-    records carry no weights) trained again round by round from the record's masks; training is deterministic, so
-    each round is the model its record describes (checked: the same record)."""
+    records carry no weights) trained again round by round from the record's masks, with progress bars if
+    `progress`; training is deterministic, so each round is the model its record describes (checked: the same
+    record)."""
     if not 0 <= k < len(record["rows"]):
         raise ValueError(f"round {k} is not in the record's {len(record['rows'])} rounds")
     config = FinetuneConfig.from_record(record["config"])
@@ -165,7 +167,7 @@ def round_result(record: dict[str, Any], k: int, results_dir: str | Path, device
     for row in record["rows"][:k + 1]:
         masks = load_masks(results_dir / row["mask"]).masks if row["mask"] else None
         start = _starting_point(previous, settings["rewind"], settings["head"], device) if previous else None
-        previous = finetune(config, masks, results_dir=results_dir, progress=False, save_checkpoint=True,
+        previous = finetune(config, masks, results_dir=results_dir, progress=progress, save_checkpoint=True,
                             device=device, start_from=start)
         if previous.path.resolve() != (results_dir / row["record"]).resolve():
             raise RuntimeError(f"round {row['round']} trained again is not the record's run: {previous.path} "
