@@ -77,12 +77,14 @@ def test_each_model_sits_at_its_coordinates_and_a_resumed_grid_equals_a_whole_on
     assert evaluate_plane(sam, plane, a_values, b_values, score, done=saved) == whole
 
 
-def test_the_contours_record_of_two_smoke_runs(tmp_path, smoke_config):
+def test_the_contours_record_of_two_smoke_runs(tmp_path, smoke_config, capsys):
     from flatcompress.training import finetune
 
     adam, sam = (finetune(smoke_config(optimizer=o, **({"optimizer_kwargs": {"rho": 0.05}} if o == "sam" else {})),
                           results_dir=tmp_path, save_checkpoint=True, progress=False) for o in ("adamw", "sam"))
-    record = measure_contours(adam, sam, head="adamw", size=3, n_examples=8, results_dir=tmp_path)
+    capsys.readouterr()
+    record = measure_contours(adam, sam, head="adamw", size=3, n_examples=8, results_dir=tmp_path, progress=True)
+    assert "contours of rotten_tomatoes seed 0 (adamw head), grid rows" in capsys.readouterr().err
     assert record["kind"] == "contours" and len(record["loss"]) == 3 and all(len(r) == 3 for r in record["loss"])
     assert record["points"]["pre-trained"] == [0.0, 0.0] and record["points"]["sam"][1] == pytest.approx(0, abs=1e-6)
     assert not list(tmp_path.rglob("*.partial.json"))  # the snapshot is gone once the record is written

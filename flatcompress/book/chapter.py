@@ -237,7 +237,7 @@ class Chapter:
         runs of `task` and `seed`, every point with `head`'s task head, at the tier's `contours` settings."""
         from flatcompress.flatness.contours import measure_contours
 
-        settings = {**self.profile.contours, "results_dir": self.results_dir}
+        settings = {**self.profile.contours, "results_dir": self.results_dir, "progress": self.compute}
         runs = [self._finetune(task, optimizer, seed, False) for optimizer in ("adamw", "sam")]
         try:
             record = measure_contours(*runs, head, **settings, compute=False)

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from flatcompress.data import pad_collate, run_inputs
 from flatcompress.metrics import METRICS
@@ -123,10 +124,11 @@ def has_contours(task: str) -> bool:
 def measure_contours(adam: FinetuneResult, sam: FinetuneResult, head: str = "sam", size: int = 20,
                      margin: float = 0.2, n_examples: int = 256, batch_size: int = 64,
                      results_dir: str | Path | None = "results", compute: bool = True,
-                     device: str | None = None) -> dict[str, Any]:
+                     device: str | None = None, progress: bool = False) -> dict[str, Any]:
     """The `contours` record of the plane through the pre-trained model, `adam` and `sam` (two fine-tuned runs of one
     task and seed), with `head`'s task head ("adamw" or "sam"): the grid's axes, the three models' coordinates, and
-    the dev loss and metric at every point, on the first `n_examples` dev examples."""
+    the dev loss and metric at every point, on the first `n_examples` dev examples (`progress`: a bar over the
+    grid's rows)."""
     if head not in ("adamw", "sam"):
         raise ValueError(f"head must be 'adamw' or 'sam', got {head!r}")
     if not has_contours(adam.config.task):
@@ -165,9 +167,17 @@ def measure_contours(adam: FinetuneResult, sam: FinetuneResult, head: str = "sam
                 predictions.append(logits[:, 0] if task.kind == "regression" else logits.argmax(-1))
         return loss, METRICS[task.main_metric](labels, torch.cat(predictions).cpu().numpy())
 
-    done = read_partial(path).get("rows")
-    save = (lambda rows: write_partial(path, {"rows": rows})) if path is not None else None
-    rows = evaluate_plane(model, plane, a_values, b_values, score, done, save)
+    done = read_partial(path).get("rows") or []
+    bar = tqdm(total=len(b_values), initial=len(done), desc=f"contours of {config.task} seed {config.seed} ({head} "
+               "head), grid rows", disable=not progress, leave=False, dynamic_ncols=True)
+
+    def row_done(rows: list[list[tuple[float, float]]]) -> None:
+        if path is not None:
+            write_partial(path, {"rows": rows})
+        bar.update(1)
+
+    rows = evaluate_plane(model, plane, a_values, b_values, score, done, row_done)
+    bar.close()
     record = {"kind": "contours", "key": key, "settings": settings, "config": sam.record["config"],
               "adam_record": run_reference(adam.path, results_dir), "sam_record": run_reference(sam.path, results_dir),
               "points": {name: list(p) for name, p in points.items()},
