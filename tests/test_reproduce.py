@@ -56,6 +56,30 @@ def test_smoke_batch_runs_a_chapter_then_skips_it(tmp_path, capsys):
     assert second.splitlines()[-1] == first.splitlines()[-1]  # same summary
 
 
+def test_a_chapters_printed_output_can_follow_the_run(tmp_path, monkeypatch, capsys):
+    """A sweep's job log shows what the notebook prints (its runs' progress bars) while it runs."""
+    import nbformat
+
+    from flatcompress.book import reproduce as batch
+
+    name = "quantization"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import json, pathlib, sys\n"
+        "print('printed by the kernel'); print('a progress bar', file=sys.stderr)\n"
+        "folder = pathlib.Path(results_dir) / 'chapters'; folder.mkdir(parents=True, exist_ok=True)\n"
+        f"(folder / '{name}.json').write_text(json.dumps({{'summary': []}}))")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (tmp_path / "book").mkdir()
+    nbformat.write(notebook, tmp_path / "book" / batch.CHAPTERS[name].notebook)
+    monkeypatch.setattr(batch, "book_dir", lambda: tmp_path / "book")
+    batch.reproduce("smoke", [name], seeds=[0], results_dir=tmp_path / "quiet", progress=False)
+    quiet = capsys.readouterr()
+    assert "printed by the kernel" not in quiet.out and "a progress bar" not in quiet.err
+    batch.reproduce("smoke", [name], seeds=[0], results_dir=tmp_path / "logged", progress=False, log_outputs=True)
+    logged = capsys.readouterr()
+    assert "printed by the kernel" in logged.out and "a progress bar" in logged.err
+
+
 def test_a_chapter_that_fails_says_which_cell_and_why(tmp_path):
     from flatcompress.book.reproduce import reproduce
 

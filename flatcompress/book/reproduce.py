@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,8 +117,11 @@ def _is_done(stamp: Path, results_dir: Path) -> bool:
 
 def reproduce(profile: str, chapters: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
               seeds: Sequence[int] | None = None, parameters: dict[str, Any] | None = None,
-              results_dir: str | Path | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Run the chapters at `profile`; returns one summary row per chapter and paper-vs-ours line."""
+              results_dir: str | Path | None = None, progress: bool = True,
+              log_outputs: bool = False) -> list[dict[str, Any]]:
+    """Run the chapters at `profile`; returns one summary row per chapter and paper-vs-ours line. `progress`: a bar
+    over each notebook's cells; `log_outputs`: what the notebook prints (its runs' progress bars) also goes to this
+    process's stdout and stderr as it comes (a sweep job's log)."""
     import papermill
 
     tier = get_profile(profile)
@@ -157,7 +161,9 @@ def reproduce(profile: str, chapters: Sequence[str] | None = None, tasks: Sequen
             start = time.perf_counter()
             try:
                 papermill.execute_notebook(str(folder / CHAPTERS[name].notebook), str(output), parameters=params,
-                                           cwd=str(folder), progress_bar=progress, kernel_name="python3")
+                                           cwd=str(folder), progress_bar=progress, kernel_name="python3",
+                                           stdout_file=sys.stdout if log_outputs else None,
+                                           stderr_file=sys.stderr if log_outputs else None)
             except papermill.PapermillExecutionError as exc:  # the cell's error, not papermill's whole traceback
                 raise RuntimeError(f"chapter {name!r} stopped in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
                                    f"(the executed notebook, with the traceback: {output})") from None

@@ -111,7 +111,7 @@ def execute(job: Job, compute: bool = True) -> dict[str, Any]:
         if not compute:
             raise ValueError("a chapter's notebook is not looked up; it runs (it computes only what is missing)")
         rows = reproduce(job.profile, [job.chapter], job.args.get("tasks"), job.args.get("seeds"),
-                         results_dir=job.results_dir, progress=False)
+                         results_dir=job.results_dir, progress=False, log_outputs=True)
         return {"record": f"chapter {job.chapter}", "score": None, "rows": len(rows)}
 
     chapter = Chapter.open(job.chapter, job.profile, compute=compute, results_dir=job.results_dir)
