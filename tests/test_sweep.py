@@ -555,3 +555,12 @@ def test_a_job_whose_record_is_there_needs_no_time_and_no_weights_trained_again(
     assert startable([x2, x1], jobs, done, []) == [x1, x2]
     assert "about 101 min left" in summary(jobs, state, time.time())  # x-2 and ft-a's training; x-1 nothing
     assert sorted(looked_up) == ["x-1", "x-2"]  # once each: the finished jobs are not looked up
+    # the chapter's closing notebook reads ft-a's and y-0's records: it needs no weights and no time, so it starts
+    # with a minute left and while x-2 trains ft-a again, and the time left is unchanged
+    closing = Job("chapter-pruning-without-retraining", "pruning-without-retraining", "smoke", "reproduce",
+                  {"seeds": [0]}, results_dir=str(tmp_path), after=("ft-a", "y-0"))
+    jobs.append(closing)
+    assert runner.retrains(closing, done, {j.id: j for j in jobs}) == set()
+    assert runner.job_minutes(jobs, done)[closing.id] == 0.0
+    assert startable([closing], jobs, done, [x2], deadline=time.time() + 60) == [closing]
+    assert "about 101 min left" in summary(jobs, state, time.time())

@@ -57,7 +57,7 @@ def estimates(jobs: Sequence[Job], measured: Mapping[str, float]) -> dict[str, f
         same = None if job.method == "reproduce" else next((like[k] for k in _kinds(job) if k in like), None)
         if job.id in measured:
             out[job.id] = measured[job.id]
-        elif job.id == f"chapter-{job.chapter}":
+        elif job.closing:
             out[job.id] = 0.0
         elif same is not None:
             out[job.id] = median(same)

@@ -43,6 +43,12 @@ class Job:
         return {"id": self.id, "chapter": self.chapter, "profile": self.profile, "method": self.method,
                 "args": self.args, "after": list(self.after), "results_dir": self.results_dir}
 
+    @property
+    def closing(self) -> bool:
+        """A chapter's closing notebook (`chapter-<chapter>`, planned after every run of its chapter): it reads their
+        records and computes nothing, so it takes no time and needs no run's weights."""
+        return self.method == "reproduce" and self.id == f"chapter-{self.chapter}"
+
     def results(self) -> Path:
         """The folder its records go to: the job's `results_dir`, or the tier's (`results/<profile>`)."""
         from flatcompress.book.chapter import results_root

@@ -195,8 +195,8 @@ def fits(minutes: float | None, deadline: float | None) -> bool:
 def retrains(job: Job, done: dict[str, dict], by_id: dict[str, Job]) -> set[str]:
     """The fine-tuning jobs `job` waits for whose weights are not kept (their record is there, their checkpoint is
     not: a fresh checkout): `job` trains each of them again first (deterministic) and keeps its weights; none when
-    its own record is there (`has_record`)."""
-    if _ready(job, done) and has_record(job):
+    its own record is there (`has_record`), and none for a chapter's closing notebook (it reads its runs' records)."""
+    if job.closing or (_ready(job, done) and has_record(job)):
         return set()
     records = {a: done.get(a, {}).get("record") for a in job.after if by_id[a].method == "finetune"}
     return {a for a, rec in records.items() if rec and not weights_path(rec).exists()}
