@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from flatcompress.book.reproduce import parse_parameters, reproduce
@@ -35,6 +38,13 @@ def test_cli_rejects_an_unknown_profile(capsys):
 
 
 def test_smoke_batch_runs_a_chapter_then_skips_it(tmp_path, capsys):
+    from flatcompress.sweep import describe
+    from flatcompress.sweep.jobs import Job
+
+    # the plan's row for the same notebook: no record until it finished, then its stamp and the minutes it took
+    job = Job("chapter-pruning-without-retraining", "pruning-without-retraining", "smoke", "reproduce",
+              {"tasks": ["rotten_tomatoes"]}, results_dir=str(tmp_path))
+    assert describe([job])[0]["record"] is None
     # one chapter, a quick one: nbval executes every chapter at the smoke tier already (the book once, not twice)
     assert main(["reproduce", "--profile", "smoke", "--chapters", "pruning-without-retraining",
                  "--tasks", "rotten_tomatoes",
@@ -54,6 +64,13 @@ def test_smoke_batch_runs_a_chapter_then_skips_it(tmp_path, capsys):
     assert "skipped" in second and "running" not in second
     assert notebook.stat().st_mtime_ns == mtime
     assert second.splitlines()[-1] == first.splitlines()[-1]  # same summary
+    row = describe([job])[0]
+    assert row["record"] == str(stamps[0].relative_to(tmp_path))
+    assert row["minutes"] == json.loads(stamps[0].read_text())["wall_time_s"] / 60 > 0
+    other_seed = dataclasses.replace(job, args={"tasks": ["rotten_tomatoes"], "seeds": [1]})
+    assert describe([other_seed])[0]["record"] is None  # another run
+    (tmp_path / json.loads(stamps[0].read_text())["records"][0]).unlink()
+    assert describe([job])[0]["record"] is None  # a record it read is gone: run again, it computes
 
 
 def test_a_chapters_printed_output_can_follow_the_run(tmp_path, monkeypatch, capsys):

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from flatcompress.book.chapter import checkout_root, results_root
-from flatcompress.profiles import get_profile
+from flatcompress.profiles import Profile, get_profile
 from flatcompress.records import config_key
 from flatcompress.tasks import get_task
 
-__all__ = ["CHAPTERS", "BookChapter", "book_dir", "parse_parameters", "reproduce"]
+__all__ = ["CHAPTERS", "BookChapter", "book_dir", "finished", "parse_parameters", "reproduce"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,27 @@ def _is_done(stamp: Path, results_dir: Path) -> bool:
     return all((results_dir / r).is_file() for r in json.loads(stamp.read_text())["records"])
 
 
+def _out_root(tier: Profile, results_dir: str | Path | None) -> Path:
+    return Path(results_dir) if results_dir is not None else results_root() / tier.name
+
+
+def _settings(tier: Profile, tasks: Sequence[str] | None, seeds: Sequence[int] | None,
+              extra: dict[str, Any]) -> dict[str, Any]:
+    """A chapter run's parameters, less its results folder: what its stamp is keyed on."""
+    return {"profile": tier.name, "compute": True, "tasks": [get_task(t).name for t in tasks] if tasks else None,
+            "seeds": [int(s) for s in seeds] if seeds is not None else None, **extra}
+
+
+def finished(profile: str, chapter: str, tasks: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+             results_dir: str | Path | None = None) -> Path | None:
+    """The stamp of `chapter`'s notebook run at `profile` with these tasks and seeds (and no other parameters), if
+    it finished and every record it used is still there: a run that `reproduce` skips. Else None."""
+    tier = get_profile(profile)
+    out_root = _out_root(tier, results_dir)
+    stamp = _stamp_path(out_root, chapter, _settings(tier, tasks, seeds, {}))
+    return stamp if _is_done(stamp, out_root) else None
+
+
 def reproduce(profile: str, chapters: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
               seeds: Sequence[int] | None = None, parameters: dict[str, Any] | None = None,
               results_dir: str | Path | None = None, progress: bool = True,
@@ -129,13 +150,13 @@ def reproduce(profile: str, chapters: Sequence[str] | None = None, tasks: Sequen
     unknown = [c for c in names if c not in CHAPTERS]
     if unknown:
         raise ValueError(f"unknown chapter(s) {unknown}; chapters: {', '.join(CHAPTERS)}")
-    task_list = [get_task(t).name for t in tasks] if tasks else None
     if seeds is not None and any(int(s) < 0 for s in seeds):
         raise ValueError(f"seeds must be non-negative integers, got {list(seeds)}")
     extra = dict(parameters or {})
     clash = _RESERVED & set(extra)
     if clash:
         raise ValueError(f"set {sorted(clash)} with their own options (--profile, --tasks, --seeds), not -p")
+    settings = _settings(tier, tasks, seeds, extra)  # an unknown task stops here
     folder = book_dir()
     for name in names:
         declared = set(papermill.inspect_notebook(str(folder / CHAPTERS[name].notebook)))
@@ -143,14 +164,10 @@ def reproduce(profile: str, chapters: Sequence[str] | None = None, tasks: Sequen
         if bad:
             raise ValueError(f"chapter {name!r} has no parameter(s) {sorted(bad)}; its parameters: "
                              f"{', '.join(sorted(declared))}")
-    out_root = Path(results_dir) if results_dir is not None else results_root() / tier.name
-
+    out_root = _out_root(tier, results_dir)
     rows: list[dict[str, Any]] = []
     for name in names:
-        params = {"profile": tier.name, "compute": True, "tasks": task_list,
-                  "seeds": [int(s) for s in seeds] if seeds is not None else None,
-                  "results_dir": str(out_root.resolve()), **extra}
-        settings = {k: v for k, v in params.items() if k != "results_dir"}
+        params = {**settings, "results_dir": str(out_root.resolve())}
         stamp = _stamp_path(out_root, name, settings)
         if _is_done(stamp, out_root):
             print(f"[{name}] done before: skipped ({stamp})")

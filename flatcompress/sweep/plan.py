@@ -13,6 +13,7 @@ model while its checkpoint is on disk.
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -173,7 +174,10 @@ def describe(jobs: Sequence[Job]) -> list[dict]:
     exists, and its minutes: measured for a run with a record, else estimated (`flatcompress.sweep.eta`: the
     median of the measured runs like it; a chapter's notebook from its size), None without a basis. Nothing is
     computed: each job's call is made read-only, so the plan reports exactly what a chapter would find. A
-    fine-tuning run with a record also says whether its weights are kept (`weights`; see `trained_again`)."""
+    chapter's notebook that finished with the same tasks and seeds, all its records still there, has its stamp as
+    its record and the minutes it took (`reproduce.finished`: run again, it skips). A fine-tuning run with a record
+    also says whether its weights are kept (`weights`; see `trained_again`)."""
+    from flatcompress.book.reproduce import finished
     from flatcompress.errors import MissingRecordError
     from flatcompress.records import read_record, weights_path
     from flatcompress.sweep.eta import estimates, record_minutes
@@ -182,7 +186,12 @@ def describe(jobs: Sequence[Job]) -> list[dict]:
     rows, measured = [], {}
     for job in jobs:
         row = {"id": job.id, "method": job.method, "after": list(job.after), "record": None, "minutes": None}
-        if job.method != "reproduce":
+        if job.method == "reproduce":  # a notebook that finished with these tasks and seeds only reads, if run again
+            stamp = finished(job.profile, job.chapter, job.args.get("tasks"), job.args.get("seeds"), job.results())
+            if stamp is not None:
+                row["record"] = str(stamp.relative_to(job.results()))
+                row["minutes"] = json.loads(stamp.read_text()).get("wall_time_s", 0.0) / 60
+        else:
             try:
                 found = execute(job, compute=False)
             except MissingRecordError:
