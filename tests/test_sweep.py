@@ -175,6 +175,13 @@ def test_a_tier_plan_orders_runs_before_what_needs_them():
         if j.method in ("sharpness", "one_shot", "cofi", "imp"):
             assert f"ft-{j.args['task']}-{j.args['optimizer']}-{j.args['seed']}" in j.after
     assert {j.chapter for j in jobs if j.method == "reproduce" and "seeds" in j.args} == set(CHAPTERS)
+    # a chapter's per-seed notebook waits for the IMP chains of its own tasks only: Table 6 runs on Rotten Tomatoes,
+    # ticket transfer on Rotten Tomatoes and Reuters
+    by_id = {j.id: j for j in jobs}
+    for chapter, tasks in (("mask-or-optimizer", {"rotten_tomatoes"}), ("tickets-travel", {"rotten_tomatoes",
+                                                                                           "reuters8"})):
+        after = by_id[f"chapter-{chapter}-1"].after
+        assert {by_id[a].args["task"] for a in after} == tasks and all(by_id[a].method == "imp" for a in after)
     assert jobs[-1].method == "reproduce" and jobs[-1].args["seeds"] == [0, 1]
     l1 = [j for j in jobs if "-l1-" in j.id]
     assert l1 and all(j.args["l1"] == 1e-5 and j.args["optimizer"] == "adamw" for j in l1)  # the chapter's default

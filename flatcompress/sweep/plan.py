@@ -157,8 +157,10 @@ def tier_plan(profile: str, seeds: Sequence[int] | None = None, chapters: Sequen
         for chapter in ("mask-or-optimizer", "tickets-travel"):
             if chapter in chapters and seed in tier.chapter_seeds.get(chapter, seeds):
                 narrowed = {"tasks": [t for t in _tasks(tier, chapter) if t in tasks]} if tasks is not None else {}
-                if narrowed.get("tasks") != []:
-                    add(f"chapter-{chapter}-{seed}", chapter, "reproduce", imp_jobs, seeds=[seed], **narrowed)
+                if narrowed.get("tasks") != []:  # it waits for the IMP chains of its own tasks
+                    own = set(narrowed.get("tasks") or _tasks(tier, chapter))
+                    after = [j.id for j in jobs if j.id in imp_jobs and j.args["task"] in own]
+                    add(f"chapter-{chapter}-{seed}", chapter, "reproduce", after, seeds=[seed], **narrowed)
     for chapter in chapters:  # each chapter once more over every seed: it computes whatever is still missing
         before = [j.id for j in jobs if j.chapter == chapter or (chapter != "train-flat" and j.id.startswith("ft-"))]
         narrowed = {"tasks": [t for t in _tasks(tier, chapter) if t in tasks]} if tasks is not None else {}
