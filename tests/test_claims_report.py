@@ -370,6 +370,20 @@ def test_paper_vs_ours_puts_the_papers_cell_next_to_ours():
     assert pd.isna(report.paper_mean("table3", ("5e-3", "SAM"), "rotten_tomatoes"))
 
 
+def test_a_positive_quantity_is_summarized_on_the_log_scale_and_its_interval_stays_positive():
+    rows = [{"task": "sst2", "optimizer": "sam", "seed": s, "phi": v} for s, v in enumerate((0.01, 1.0))]
+    # the arithmetic mean 0.505 with the same bootstrap: ±0.495 x 9.17, below zero
+    assert report.summarize(rows, "phi").low.item() < 0
+    row = report.summarize(rows, "phi", log=True).iloc[0]
+    # log values ln 0.01 and 0, 2.303 either side of their mean: the geometric mean 0.1, and exp(±2.303 x 9.17)
+    half = math.log(100) / 2 * math.sqrt(2) * 12.7062 / 1.95996
+    assert row["mean"] == pytest.approx(0.1)
+    assert row["low"] == pytest.approx(0.1 * math.exp(-half), rel=1e-3) and row["low"] > 0
+    assert row["high"] == pytest.approx(0.1 * math.exp(half), rel=1e-3)
+    with pytest.raises(ValueError, match="positive 'phi'"):
+        report.summarize([{**rows[0], "phi": 0.0}], "phi", log=True)
+
+
 def test_gpu_hours_come_from_the_plan_and_the_measured_throughput(tmp_path):
     from flatcompress.profiles import get_profile
     from flatcompress.sweep.jobs import Job

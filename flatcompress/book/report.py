@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from flatcompress.book.paper import paper_value
@@ -59,12 +60,16 @@ def interval_cell(mean: float, low: float | None, high: float | None, digits: in
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def summarize(rows: Iterable[dict[str, Any]], value: str, keys: Sequence[str] = ("task", "optimizer")) -> pd.DataFrame:
+def summarize(rows: Iterable[dict[str, Any]], value: str, keys: Sequence[str] = ("task", "optimizer"),
+              log: bool = False) -> pd.DataFrame:
     """Rows with `keys`, `seed` and `value` -> one row per group: mean over seeds, its 95% interval, n seeds, and
     how many seeds did not train (`gated`).
 
     Rows that carry a `model` (`model_row`) get the paired bootstrap interval over seeds and dev examples
     (`flatcompress.stats.compare`); rows of plain numbers get the corrected seed bootstrap, none for one seed.
+    `log=True`, for a positive quantity that spans orders of magnitude (sharpness φ, a Hessian eigenvalue): the
+    geometric mean over seeds, exp(mean log v), with the interval of the same bootstrap on log v mapped back, so it
+    stays positive, as the verdicts compare such quantities (log ratios).
     """
     from flatcompress.stats import compare, compare_scalars
 
@@ -72,15 +77,20 @@ def summarize(rows: Iterable[dict[str, Any]], value: str, keys: Sequence[str] = 
     out = []
     for group_keys, group in frame.groupby(list(keys), sort=False):
         group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
+        values = group[value].astype(float).tolist()
+        if log and min(values) <= 0:
+            raise ValueError(f"log=True needs positive {value!r} values, got {min(values)} in {group_keys}")
         if "model" in group and value == "score":
             estimate = compare([(1.0, [[(1.0, m)] for m in group.model])])
         else:
-            estimate = compare_scalars([(1.0, group[value].tolist())], scale=1.0)
+            estimate = compare_scalars([(1.0, list(np.log(values)) if log else values)], scale=1.0)
         scale = 100.0 if "model" in group and value == "score" else 1.0
-        mean, std = mean_std(group[value].tolist())
-        out.append({**dict(zip(keys, group_keys)), "mean": mean, "std": std,
-                    "low": scale * estimate.low, "high": scale * estimate.high, "n": len(group),
-                    "gated": int((~group.trained.astype(bool)).sum()) if "trained" in group else 0})
+        mean, std = mean_std(values)
+        low, high = scale * estimate.low, scale * estimate.high
+        if log:  # exp(mean log v) = the geometric mean
+            mean, low, high = (float(np.exp(x)) for x in (estimate.value, low, high))
+        out.append({**dict(zip(keys, group_keys)), "mean": mean, "std": std, "low": low, "high": high,
+                    "n": len(group), "gated": int((~group.trained.astype(bool)).sum()) if "trained" in group else 0})
     return pd.DataFrame(out)
 
 
