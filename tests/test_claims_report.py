@@ -380,8 +380,10 @@ def test_a_positive_quantity_is_summarized_on_the_log_scale_and_its_interval_sta
     assert row["mean"] == pytest.approx(0.1)
     assert row["low"] == pytest.approx(0.1 * math.exp(-half), rel=1e-3) and row["low"] > 0
     assert row["high"] == pytest.approx(0.1 * math.exp(half), rel=1e-3)
-    with pytest.raises(ValueError, match="positive 'phi'"):
-        report.summarize([{**rows[0], "phi": 0.0}], "phi", log=True)
+    # φ = 0 (a model that did not train) has no geometric mean: the plain mean, no interval
+    row = report.summarize([{**rows[0], "phi": 0.0}, rows[1]], "phi", log=True).iloc[0]
+    assert row["mean"] == 0.5 and math.isnan(row["low"]) and report.interval_cell(row["mean"], row["low"],
+                                                                                   row["high"], 2) == "0.50"
 
 
 def test_gpu_hours_come_from_the_plan_and_the_measured_throughput(tmp_path):

@@ -69,7 +69,8 @@ def summarize(rows: Iterable[dict[str, Any]], value: str, keys: Sequence[str] = 
     (`flatcompress.stats.compare`); rows of plain numbers get the corrected seed bootstrap, none for one seed.
     `log=True`, for a positive quantity that spans orders of magnitude (sharpness φ, a Hessian eigenvalue): the
     geometric mean over seeds, exp(mean log v), with the interval of the same bootstrap on log v mapped back, so it
-    stays positive, as the verdicts compare such quantities (log ratios).
+    stays positive, as the verdicts compare such quantities (log ratios). A group with a value of 0 or below (φ of
+    a model that did not train) has no geometric mean: it gets the plain mean and no interval.
     """
     from flatcompress.stats import compare, compare_scalars
 
@@ -78,16 +79,16 @@ def summarize(rows: Iterable[dict[str, Any]], value: str, keys: Sequence[str] = 
     for group_keys, group in frame.groupby(list(keys), sort=False):
         group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
         values = group[value].astype(float).tolist()
-        if log and min(values) <= 0:
-            raise ValueError(f"log=True needs positive {value!r} values, got {min(values)} in {group_keys}")
+        mean, std = mean_std(values)
         if "model" in group and value == "score":
             estimate = compare([(1.0, [[(1.0, m)] for m in group.model])])
+        elif log and min(values) <= 0:
+            estimate = None
         else:
             estimate = compare_scalars([(1.0, list(np.log(values)) if log else values)], scale=1.0)
         scale = 100.0 if "model" in group and value == "score" else 1.0
-        mean, std = mean_std(values)
-        low, high = scale * estimate.low, scale * estimate.high
-        if log:  # exp(mean log v) = the geometric mean
+        low, high = (scale * estimate.low, scale * estimate.high) if estimate else (math.nan, math.nan)
+        if log and estimate:  # exp(mean log v) = the geometric mean
             mean, low, high = (float(np.exp(x)) for x in (estimate.value, low, high))
         out.append({**dict(zip(keys, group_keys)), "mean": mean, "std": std, "low": low, "high": high,
                     "n": len(group), "gated": int((~group.trained.astype(bool)).sum()) if "trained" in group else 0})
