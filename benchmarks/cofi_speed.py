@@ -56,7 +56,8 @@ def main() -> None:
         learned |= {"head_layer": (learned["head"].sum(-1) > 0).float(), "mlp": (learned["intermediate"].sum(-1) > 0).float(),
                     "hidden": (torch.arange(shape.hidden) < record["structure"][0]["hidden"]).float()}
         teacher = OPTIMIZER_ROW[record["config"]["optimizer"]]
-        candidates.append((f"learned: {record['config']['task']}, {teacher} teacher", learned))
+        candidates.append((f"learned: {record['config']['task']}, {teacher} teacher, seed {record['config']['seed']}",
+                           learned))
     rows = []
     for name, z in candidates:
         model = dense if z is None else prune_physically(dense, z)
