@@ -1,8 +1,8 @@
 """Pruning and rewinding overhead per IMP round, as a fraction of that round's fine-tuning time.
 
-Runs IMP with rewinding on MiniLM-L6 and bundled Rotten Tomatoes at the `cpu` tier's settings (1,000
-training examples, 3 epochs per round; smaller values give an upper bound of the fraction in less
-time) into a temporary folder, and reads each round's `prune_seconds` (global magnitude mask over the
+Runs IMP with rewinding on MiniLM-L6 and bundled Rotten Tomatoes with the `cpu` tier's recipe, shortened
+to 1,000 training examples and 3 epochs per round (fewer give an upper bound of the fraction in less
+time), into a temporary folder, and reads each round's `prune_seconds` (global magnitude mask over the
 10.6M prunable weights, mask file, the next round's starting point) and `train_seconds` from the IMP
 record. The target is under 2%.
 

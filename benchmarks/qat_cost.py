@@ -1,6 +1,6 @@
 """Quantization-aware training's step time / AdamW's, side by side in one run: what QAT costs over a fine-tune.
 
-minilm-l6 at the `cpu-next` recipe's batch (16), length 64 (Reuters R8 texts, which fill the window), CPU, AdamW
+minilm-l6 at the `cpu` recipe's batch (16), length 64 (Reuters R8 texts, which fill the window), CPU, AdamW
 for both and the fine-tuning loop's own closure. One model trains plainly, the other with every Linear layer and
 embedding fake-quantized to int8 (`flatcompress.quantization.qat.prepare_qat`). Blocks of steps alternate and the
 ratio of median step times is reported, with the same ratio for evaluation (a forward pass at batch 32).
@@ -43,7 +43,7 @@ def main() -> None:
     features = encode(load_task(task, max_train_examples=2 * BATCH).train, load_tokenizer("minilm-l6"), LENGTH)
     batch, eval_batch = pad_collate(features[:BATCH]), pad_collate(features)
     assert batch["input_ids"].shape == (BATCH, LENGTH)
-    config = get_profile("cpu-next").config("reuters8", batch_size=BATCH, max_length=LENGTH)
+    config = get_profile("cpu").config("reuters8", batch_size=BATCH, max_length=LENGTH)
     models, optimizers = {}, {}
     for name in ("adamw", "qat"):
         torch.manual_seed(0)

@@ -269,7 +269,7 @@ def test_an_interval_that_excludes_zero_with_too_few_seeds_says_seeds_are_missin
 
 
 def test_a_tiers_imp_verdicts_read_its_own_models_chains_and_claim_16_the_others(tmp_path):
-    r = Records(tmp_path / "cpu-next", seed=5)  # a folder named after a tier: its model is minilm-l6
+    r = Records(tmp_path / "cpu", seed=5)  # a folder named after a tier: its model is minilm-l6
     for model, bonus in (("minilm-l6", 0.0), ("roberta-base", 0.2)):
         for optimizer in ("adamw", "sam"):
             for seed in SEEDS:

@@ -27,7 +27,7 @@ def test_invalid_settings_are_rejected(overrides, message):
 def test_unknown_names():
     with pytest.raises(ValueError, match="valid tasks"):
         FinetuneConfig(task="imdb")
-    with pytest.raises(ValueError, match="valid profiles: smoke, cpu, cpu-next, colab, paper"):
+    with pytest.raises(ValueError, match="valid profiles: smoke, cpu, colab, paper"):
         get_profile("laptop")
     with pytest.raises(ValueError, match="unknown setting"):
         get_profile("cpu").config("rte", learning_rate=1e-5)

@@ -66,9 +66,9 @@ def test_a_tier_can_choose_a_learning_rate_per_optimizer():
     from flatcompress.book.chapter import Chapter
     from flatcompress.profiles import get_profile
 
-    tier = get_profile("cpu-next")
+    tier = get_profile("cpu")
     assert tier.config("sst2", optimizer="sam").lr == tier.lr_by_optimizer["sam"]
     assert tier.config("sst2", optimizer="adamw").lr == tier.lr
     assert tier.config("sst2", optimizer="sam", lr=1e-3).lr == 1e-3  # an explicit setting wins
-    config = Chapter.open("train-flat", "cpu-next").config("mrpc", "sam", 0)
+    config = Chapter.open("train-flat", "cpu").config("mrpc", "sam", 0)
     assert config.optimizer_kwargs == {"rho": tier.rho} and config.max_train_examples is None
