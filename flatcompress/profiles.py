@@ -95,6 +95,11 @@ class Profile:
         allowed = self.seeds_by_task.get(task)
         return tuple(s for s in (self.seeds if seeds is None else seeds) if allowed is None or s in allowed)
 
+    def seeds_text(self, tasks: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> str:
+        """How many seeds the tier runs per task, for a chapter's text: "7", or "3–7" where tasks differ."""
+        counts = [len(self.task_seeds(t, seeds)) for t in (tasks if tasks is not None else self.tasks)]
+        return f"{min(counts)}–{max(counts)}" if min(counts) != max(counts) else f"{min(counts)}"
+
     def qat_seeds(self, task: str, optimizer: str, seeds: Sequence[int] | None = None) -> tuple[int, ...]:
         """The seeds of `seeds` (default: the tier's) that train `optimizer` with QAT on `task`: none unless the
         task is one of `qat_tasks` and the optimizer one of `qat_optimizers`."""

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from synthetic_records import Records
 
+from flatcompress import stats
 from flatcompress.book import claims, costs, report
 
 SEEDS = (0, 1, 2)
@@ -266,6 +267,13 @@ def test_an_interval_that_excludes_zero_with_too_few_seeds_says_seeds_are_missin
     verdict = claims.quantization_verdict(tmp_path)
     assert verdict.status == "inconclusive at this scale" and verdict.estimate.low > 0
     assert "a decision needs 3 seeds on every side" in verdict.ours and "cannot tell" not in verdict.ours
+    # one seed of a per-model scalar (log φ) has no interval at all: the note must not claim one excludes 0
+    for optimizer, phi in (("adamw", 0.02), ("sam", 0.01)):
+        run, _ = r.finetune("rotten_tomatoes", optimizer, 0, r.accuracy(0.85))
+        r.sharpness(run, phi)
+    flat = claims.flatness_verdict(tmp_path)
+    assert flat.status == "inconclusive at this scale" and "(no interval: 1 seed)" in flat.ours
+    assert flat.ours.endswith("; a decision needs 3 seeds on every side"), flat.ours
 
 
 def test_a_tiers_imp_verdicts_read_its_own_models_chains_and_claim_16_the_others(tmp_path):
@@ -445,3 +453,29 @@ def test_the_cost_estimates_know_the_size_of_every_task():
     for name in ("rotten_tomatoes", "reuters8"):
         data = read_bundled(get_task(name))
         assert (len(data["train"]), len(data["validation"])) == (costs.TRAIN_SIZES[name], costs.DEV_SIZES[name])
+
+
+def test_side_by_side_marks_an_optimizer_a_setting_does_not_run():
+    """Table 5 at `cpu`: SWA runs IMP with rewinding only, so the standard-pruning row has no SWA cells: "–", as the
+    paper's missing cells are, never NaN."""
+    rows = [("IMP", "Adam", "91.7", "80.8"), ("IMP", "SAM", "93.2", "83.4"), ("IMP", "SWA", "–", "81.2"),
+            ("Std", "Adam", "91.1", "81.8"), ("Std", "SAM", "92.1", "84.3")]
+    table = pd.DataFrame([{"setting": s, "task": "sst2", "optimizer": o, "paper (BERT-base)": p, "ours": v,
+                           "seeds": 3} for s, o, p, v in rows])
+    wide = report.side_by_side(table, ["setting", "task"])
+    assert list(wide.columns) == ["paper (BERT-base), Adam", "paper (BERT-base), SAM", "paper (BERT-base), SWA",
+                                  "ours, Adam", "ours, SAM", "ours, SWA", "seeds"]
+    assert wide.loc[("Std", "sst2")].tolist() == ["91.1", "92.1", "–", "81.8", "84.3", "–", 3]
+    assert wide.loc[("IMP", "sst2"), "ours, SWA"] == "81.2"
+
+
+def test_a_cell_table_prints_the_estimates_as_the_verdicts_do():
+    """The same minus sign and digits as `Estimate.text`, and "–" for a cell without an interval (one seed)."""
+    cells = {"a": stats.compare_scalars([(1, [-0.02, -0.03, -0.01])], scale=100),
+             "b": stats.compare_scalars([(1, [0.5])], scale=100)}
+    table = report.estimates_table(cells)
+    assert table["estimate"].tolist() == ["−2.0", "+50.0"]
+    low, high = cells["a"].low * 100, cells["a"].high * 100
+    assert table["95% interval"][0] == f"[{low:+.1f}, {high:+.1f}]".replace("-", "−") and "-" not in table.to_string()
+    assert table["95% interval"][1] == "–" and cells["a"].text(1) == f"−2.0 {table['95% interval'][0]}"
+    assert table["seeds"].tolist() == [3, 1]

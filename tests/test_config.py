@@ -102,3 +102,4 @@ def test_a_low_power_task_runs_only_its_own_seeds():
                    seeds_by_task={"mrpc": (0, 2)})
     assert tier.task_seeds("sst2") == (0, 1, 2, 3) and tier.task_seeds("mrpc") == (0, 2)
     assert tier.task_seeds("mrpc", [2, 3, 5]) == (2,) and tier.task_seeds("sst2", [5]) == (5,)
+    assert tier.seeds_text() == "2–4" and tier.seeds_text(["sst2"]) == "4" and tier.seeds_text(seeds=[0, 2]) == "2"

@@ -122,6 +122,10 @@ class Chapter:
         """The chapter's seeds that the tier runs for `task` (a low-power task may get fewer)."""
         return self.profile.task_seeds(task, self.seeds)
 
+    def seeds_text(self) -> str:
+        """The chapter's seeds per task, for its text: "3" or, where its tasks have different seeds, "3–7"."""
+        return self.profile.seeds_text(self.tasks, self.seeds)
+
     def command(self, task: str | None = None, seed: int | None = None) -> str:
         """The shell command that computes this chapter's runs (or one task and seed of them)."""
         parts = ["flatcompress reproduce", f"--profile {self.profile.name}", f"--chapters {self.name}"]

@@ -180,7 +180,8 @@ def _width_note(status: str, estimates: Sequence[Estimate], digits: int = 1, uni
         return ""
     spanning = [e for e in estimates if e.low <= 0 <= e.high]
     if estimates and not spanning:
-        return f"; the interval excludes 0, but a decision needs {stats.MIN_SEEDS} seeds on every side"
+        but = "" if all(e.high - e.low <= 1e-12 for e in estimates) else "the interval excludes 0, but "  # 1 seed
+        return f"; {but}a decision needs {stats.MIN_SEEDS} seeds on every side"
     widest = max((e.half_width for e in spanning), default=0.0)
     if widest <= 0:
         return ""

@@ -100,9 +100,10 @@ def estimates_table(cells: dict[str, Any], digits: int = 1, label: str = "cell")
     interval, seeds."""
     if not cells:
         return pd.DataFrame({label: ["none: no healthy pair of models to compare"]})
-    return pd.DataFrame([{label: name, "estimate": f"{e.scale * e.value:+.{digits}f}",
+    f = lambda v: f"{v:+.{digits}f}".replace("-", "−")  # noqa: E731  (the minus sign of Estimate.text)
+    return pd.DataFrame([{label: name, "estimate": f(e.scale * e.value),
                           "95% interval": "–" if e.high - e.low <= 1e-12 else
-                          f"[{e.scale * e.low:+.{digits}f}, {e.scale * e.high:+.{digits}f}]", "seeds": e.seeds}
+                          f"[{f(e.scale * e.low)}, {f(e.scale * e.high)}]", "seeds": e.seeds}
                          for name, e in cells.items()])
 
 
@@ -137,7 +138,7 @@ def side_by_side(table: pd.DataFrame, keys: Sequence[str] = ("task",)) -> pd.Dat
                              aggfunc="first", sort=False)
     optimizers = [o for o in OPTIMIZER_ROW.values() if o in set(table.optimizer)]
     columns = [(what, opt) for what in ("paper (BERT-base)", "ours") for opt in optimizers if (what, opt) in wide.columns]
-    wide = wide[columns]
+    wide = wide[columns].fillna("–")  # an optimizer one setting has and another has not (SWA: rewinding only)
     wide.columns = [f"{what}, {opt}" for what, opt in columns]
     wide["seeds"] = table.groupby(keys, sort=False).seeds.min()
     if "did not train" in table and table["did not train"].sum():
