@@ -230,10 +230,15 @@ class Estimate:
 
     def text(self, digits: int = 1, unit: str = "") -> str:
         """`+1.2 [−0.3, +2.7]` in display units."""
-        f = lambda v: f"{self.scale * v:+.{digits}f}".replace("-", "−")  # noqa: E731
+        f = lambda v: signed(self.scale * v, digits)  # noqa: E731
         if self.high - self.low <= 1e-12:
             return f"{f(self.value)}{unit} (no interval: {self.seeds} seed)"
         return f"{f(self.value)}{unit} [{f(self.low)}, {f(self.high)}]"
+
+
+def signed(value: float, digits: int = 1) -> str:
+    """A difference as the book prints it: always signed, with a typographic minus (`+1.2`, `−0.3`)."""
+    return f"{value:+.{digits}f}".replace("-", "−")
 
 
 def seed_correction(k: int) -> float:

@@ -228,7 +228,8 @@ def task_verdict(verdict: Verdict | None, task: str) -> Verdict | None:
 
 
 def _cells_text(cells: dict[str, Estimate], paper: dict[str, float] | None = None, digits: int = 1) -> str:
-    return "; ".join(f"{label} {e.text(digits)}" + (f" (paper {paper[label]:+.1f})" if paper and label in paper else "")
+    return "; ".join(f"{label} {e.text(digits)}"
+                     + (f" (paper {stats.signed(paper[label])})" if paper and label in paper else "")
                      for label, e in cells.items())
 
 

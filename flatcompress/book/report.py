@@ -100,10 +100,11 @@ def estimates_table(cells: dict[str, Any], digits: int = 1, label: str = "cell")
     interval, seeds."""
     if not cells:
         return pd.DataFrame({label: ["none: no healthy pair of models to compare"]})
-    f = lambda v: f"{v:+.{digits}f}".replace("-", "−")  # noqa: E731  (the minus sign of Estimate.text)
-    return pd.DataFrame([{label: name, "estimate": f(e.scale * e.value),
+    from flatcompress.stats import signed
+
+    return pd.DataFrame([{label: name, "estimate": signed(e.scale * e.value, digits),
                           "95% interval": "–" if e.high - e.low <= 1e-12 else
-                          f"[{f(e.scale * e.low)}, {f(e.scale * e.high)}]", "seeds": e.seeds}
+                          f"[{signed(e.scale * e.low, digits)}, {signed(e.scale * e.high, digits)}]", "seeds": e.seeds}
                          for name, e in cells.items()])
 
 
