@@ -228,10 +228,15 @@ class Estimate:
         """Half the 95% interval's width, in display units: about the smallest effect this evidence can detect."""
         return self.scale * (self.high - self.low) / 2
 
+    @property
+    def has_interval(self) -> bool:
+        """False for a degenerate interval: one seed of a per-model scalar (log φ) has no spread to resample."""
+        return self.high - self.low > 1e-12
+
     def text(self, digits: int = 1, unit: str = "") -> str:
         """`+1.2 [−0.3, +2.7]` in display units."""
         f = lambda v: signed(self.scale * v, digits)  # noqa: E731
-        if self.high - self.low <= 1e-12:
+        if not self.has_interval:
             return f"{f(self.value)}{unit} (no interval: {self.seeds} seed)"
         return f"{f(self.value)}{unit} [{f(self.low)}, {f(self.high)}]"
 

@@ -180,7 +180,7 @@ def _width_note(status: str, estimates: Sequence[Estimate], digits: int = 1, uni
         return ""
     spanning = [e for e in estimates if e.low <= 0 <= e.high]
     if estimates and not spanning:
-        but = "" if all(e.high - e.low <= 1e-12 for e in estimates) else "the interval excludes 0, but "  # 1 seed
+        but = "the interval excludes 0, but " if any(e.has_interval for e in estimates) else ""  # 1 seed: none
         return f"; {but}a decision needs {stats.MIN_SEEDS} seeds on every side"
     widest = max((e.half_width for e in spanning), default=0.0)
     if widest <= 0:

@@ -103,7 +103,7 @@ def estimates_table(cells: dict[str, Any], digits: int = 1, label: str = "cell")
     from flatcompress.stats import signed
 
     return pd.DataFrame([{label: name, "estimate": signed(e.scale * e.value, digits),
-                          "95% interval": "–" if e.high - e.low <= 1e-12 else
+                          "95% interval": "–" if not e.has_interval else
                           f"[{signed(e.scale * e.low, digits)}, {signed(e.scale * e.high, digits)}]", "seeds": e.seeds}
                          for name, e in cells.items()])
 
